@@ -1,0 +1,1 @@
+"""qwt.cli (in progress)."""

@@ -1,0 +1,1 @@
+"""qwt.data (in progress)."""

@@ -1,0 +1,1 @@
+"""qwt.models (in progress)."""

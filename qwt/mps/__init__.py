@@ -1,0 +1,1 @@
+"""qwt.mps (in progress)."""

@@ -1,0 +1,1 @@
+"""qwt.nn (in progress)."""

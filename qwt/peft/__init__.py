@@ -1,0 +1,1 @@
+"""qwt.peft (in progress)."""

@@ -1,0 +1,1 @@
+"""qwt.training (in progress)."""
