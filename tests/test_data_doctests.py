@@ -1,0 +1,16 @@
+"""The runnable examples in qwt.data docstrings stay true."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["qwt.data", "qwt.data.examples", "qwt.data.answers", "qwt.data.maths", "qwt.data.templates",
+           "qwt.data.encode", "qwt.data.batches", "qwt.data.formats", "qwt.data.metrics"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0, f"{name} has no docstring examples"
+    assert result.failed == 0
