@@ -259,12 +259,16 @@ class Circuit:
         return self
 
     # -------------------------------------------------------------------------------- pytree
+    # The static part (aux data) holds only names, wires, layer functions and lengths: never an
+    # angle. A repeat's recorded body angles travel as leaves too, so jit caches hit for a new
+    # circuit of the same structure and no tracer leaks out through the aux data.
     def tree_flatten(self):
         leaves, structure = [], []
         for item in self._items:
             if isinstance(item, Repeat):
-                leaves.append(item.params)
-                structure.append(("repeat", item.fn, item.length, item.body))
+                skeleton = tuple((op.name, op.wires) for op in item.body)
+                leaves.append((item.params, tuple(op.params for op in item.body)))
+                structure.append(("repeat", item.fn, item.length, skeleton))
             else:
                 leaves.append(item.params)
                 structure.append(("op", item.name, item.wires))
@@ -278,7 +282,9 @@ class Circuit:
         c._items = []
         for s, p in zip(structure, leaves):
             if s[0] == "repeat":
-                c._items.append(Repeat(s[1], p, s[2], s[3]))
+                params, body_params = p
+                body = tuple(Operation(name, wires, tuple(bp)) for (name, wires), bp in zip(s[3], body_params))
+                c._items.append(Repeat(s[1], params, s[2], body))
             else:
                 c._items.append(Operation(s[1], s[2], tuple(p)))
         return c

@@ -1,0 +1,303 @@
+"""``QuantumLayer``: features → angles → parameterised circuit → measured expectation values.
+
+The layer is a Flax NNX module whose only trainable variable is the ansatz angles. For each row of
+its input (any leading axes, e.g. batch × tokens) it encodes the features into a state, applies the
+ansatz and returns the expectation values of its observables (⟨Z_i⟩ on every qubit by default). All
+rows share the angles, so the rows form one batch of circuits with shared parameters: the layer
+``jax.vmap``-s the simulator over the encoded input states, the batched path the simulators
+optimise.
+
+Simulators: ``"statevector"`` (default; exact) encodes every row as a state (the encoded product
+state, identical to simulating the encoding gates on ``|0…0⟩``, one pass instead of n gates) and
+runs the ansatz once over the whole batch with ``qwt.statevector.state``, the rows stacked as idle
+leading qubits (see ``QuantumLayer._batched_statevector``); ``"mps"`` runs
+``jax.vmap(qwt.mps.expectation)`` with ``max_bond`` on each row's full circuit (encoding gates
+included). The quantum part always runs in float32/complex64 (inputs are cast), whatever the
+model's dtype; outputs come back in the input's dtype.
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from qwt.nn import QuantumLayer
+    >>> layer = QuantumLayer(3, layers=2, rngs=nnx.Rngs(0))
+    >>> layer(jnp.ones((4, 5, 3))).shape
+    (4, 5, 3)
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from qwt.circuit import Circuit, Z, as_observable
+from qwt.nn import ansatz as _ansatz
+from qwt.nn import encoding as _enc
+from qwt.nn import layered as _layered
+
+__all__ = ["QuantumLayer"]
+
+SIMULATORS = ("statevector", "layered", "mps")
+ENCODINGS = ("angle", "amplitude")
+
+
+#: Amplitudes per simulated batch state (2**22 complex64 = 32 MiB): 4096 tokens at 10 qubits.
+ROWS_AMPLITUDES = 2**22
+
+def _measure_rows(psi, observables, n: int):
+    """⟨ψ_b|O|ψ_b⟩ for every row ``b`` of ``psi`` (shape ``(B, 2**n)``) and every observable.
+
+    Z-only strings are read from the probabilities with a ±1 sign table (one matmul for all of
+    them); strings with X/Y apply the Pauli to the row tensor (axis flips and phases).
+    """
+    rows = psi.shape[0]
+    probs = None
+    idx = np.arange(2**n)
+    cols = []
+    for o in observables:
+        total = jnp.zeros((rows,), jnp.float32)
+        for coeff, paulis in o.terms:
+            if all(p == "Z" for _, p in paulis):
+                if probs is None:
+                    probs = jnp.real(psi) ** 2 + jnp.imag(psi) ** 2
+                sign = np.ones(2**n, np.float32)
+                for w, _ in paulis:
+                    sign = sign * (1 - 2 * ((idx >> (n - 1 - w)) & 1))
+                val = probs @ jnp.asarray(sign)
+            else:
+                t = psi.reshape((rows,) + (2,) * n)
+                phi = t
+                for w, p in paulis:
+                    ax = w + 1
+                    if p in ("X", "Y"):
+                        phi = jnp.flip(phi, axis=ax)
+                    if p in ("Y", "Z"):
+                        # After the flip, Y gives -i on the |0> slot and +i on |1>: Y = [[0,-i],[i,0]].
+                        f = np.array([1, -1], np.complex64) if p == "Z" else np.array([-1j, 1j], np.complex64)
+                        shape = [1] * (n + 1)
+                        shape[ax] = 2
+                        phi = phi * jnp.asarray(f).reshape(shape)
+                val = jnp.real(jnp.sum(jnp.conj(t) * phi, axis=tuple(range(1, n + 1))))
+            total = total + coeff * val
+        cols.append(total)
+    return jnp.stack(cols, axis=-1)
+
+
+def _check_observables(observables, n_qubits: int) -> tuple:
+    if observables is None:
+        return tuple(as_observable(Z(i)) for i in range(n_qubits))
+    if not isinstance(observables, (list, tuple)) or not observables:
+        raise TypeError("observables must be a non-empty list of qwt Pauli strings/observables")
+    obs = tuple(as_observable(o) for o in observables)
+    for o in obs:
+        for coeff, _ in o.terms:
+            if not isinstance(coeff, float):
+                raise TypeError("QuantumLayer observables need fixed float coefficients (they are static)")
+        if o.wires and o.wires[-1] >= n_qubits:
+            raise ValueError(f"observable acts on wire {o.wires[-1]} but the layer has {n_qubits} qubits")
+    return obs
+
+
+class QuantumLayer(nnx.Module):
+    """A variational quantum circuit as a layer, batched over leading axes.
+
+    Args:
+      n_qubits: number of qubits (at least 1).
+      layers: ansatz depth (number of repeated layers), at least 1.
+      ansatz: ``"origin"`` (default), ``"hea"`` or ``"strongly_entangling"`` (see
+        :mod:`qwt.nn.ansatz`).
+      encoding: ``"angle"`` (default; ``in_features = n_qubits``) or ``"amplitude"``
+        (``in_features = 2**n_qubits``, rows normalised to unit norm).
+      rotation: angle-encoding gate, ``"ry"`` (default), ``"rx"`` or ``"rz"`` (H then RZ).
+      input_scaling: ``"arctan"`` (default, θ = 2·arctan x), ``"pi_tanh"`` (θ = π·tanh x) or
+        ``"none"``; see :mod:`qwt.nn.encoding`.
+      observables: list of Pauli strings/observables with float coefficients; default
+        ``[Z(0), …, Z(n−1)]``. ``out_features = len(observables)``.
+      simulator: ``"statevector"`` (default; ``qwt.statevector``), ``"layered"`` (the same exact
+        state vector, simulated layer by layer with GEMMs by :mod:`qwt.nn.layered`, the fast path
+        QTHA uses) or ``"mps"``.
+      max_bond: MPS bond-dimension cap, required with ``simulator="mps"`` (exact once it reaches
+        ``2**(n_qubits // 2)``), not allowed with ``"statevector"``.
+      param_type: the ``nnx.Variable`` type of the angles (``qwt.peft.AdapterParam`` in adapters).
+      rngs: ``nnx.Rngs``; angles start uniform in ``[0, 2π)``.
+
+    Raises:
+      ValueError / TypeError: bad sizes or options, at construction.
+
+    Example:
+      >>> import jax.numpy as jnp, qwt
+      >>> from flax import nnx
+      >>> layer = qwt.nn.QuantumLayer(2, ansatz="hea", observables=[qwt.Z(0) * qwt.Z(1)], rngs=nnx.Rngs(1))
+      >>> layer(jnp.zeros((7, 2))).shape
+      (7, 1)
+    """
+
+    def __init__(
+        self,
+        n_qubits: int,
+        *,
+        layers: int = 2,
+        ansatz: str = "origin",
+        encoding: str = "angle",
+        rotation: str = "ry",
+        input_scaling: str = "arctan",
+        observables=None,
+        simulator: str = "statevector",
+        max_bond: int | None = None,
+        param_type: type[nnx.Variable] = nnx.Param,
+        rngs: nnx.Rngs,
+    ):
+        if isinstance(n_qubits, bool) or not isinstance(n_qubits, (int, np.integer)) or n_qubits < 1:
+            raise ValueError(f"n_qubits must be an int >= 1, got {n_qubits!r}")
+        n_qubits = int(n_qubits)
+        _enc.check_choice(encoding, ENCODINGS, "encoding")
+        _enc.check_choice(rotation, _enc.ROTATIONS, "encoding rotation")
+        _enc.check_choice(input_scaling, _enc.SCALINGS, "input scaling")
+        _enc.check_choice(simulator, SIMULATORS, "simulator")
+        if max_bond is not None and (isinstance(max_bond, bool) or not isinstance(max_bond, int) or max_bond < 1):
+            raise ValueError(f"max_bond must be an int >= 1 or None, got {max_bond!r}")
+        if max_bond is not None and simulator != "mps":
+            raise ValueError("max_bond only applies to simulator='mps'")
+        if simulator == "mps":
+            if encoding == "amplitude":
+                raise ValueError("amplitude encoding needs simulator='statevector' (the MPS path takes no initial state)")
+            if max_bond is None:
+                raise ValueError("simulator='mps' needs max_bond (the MPS bond-dimension cap)")
+        shape = _ansatz.param_shape(ansatz, n_qubits, layers)
+        self.n_qubits = n_qubits
+        self.layers = layers
+        self.ansatz = ansatz
+        self.encoding = encoding
+        self.rotation = rotation
+        self.input_scaling = input_scaling
+        self.observables = _check_observables(observables, n_qubits)
+        self.simulator = simulator
+        self.max_bond = max_bond
+        self.in_features = n_qubits if encoding == "angle" else 2**n_qubits
+        self.out_features = len(self.observables)
+        self.weights = param_type(jax.random.uniform(rngs.params(), shape, jnp.float32, 0.0, 2 * np.pi))
+
+    def circuit(self, x=None) -> Circuit:
+        """The circuit for one feature vector ``x`` (encoding gates included when ``x`` is given).
+
+        For amplitude encoding the encoding is a state, not gates: ``x`` must be None and the
+        returned circuit is the ansatz only.
+        """
+        c = Circuit(self.n_qubits)
+        if x is not None:
+            if self.encoding == "amplitude":
+                raise ValueError("amplitude encoding prepares a state, not gates; call circuit() without x")
+            _enc.encode_gates(c, jnp.asarray(x, jnp.float32), self.rotation, self.input_scaling)
+        return _ansatz.build(c, self.ansatz, self.weights[...])
+
+    def _batched_statevector(self, psi0):
+        """Rows of ``psi0`` (shape ``(B, 2**n)``) through the ansatz, measured per row.
+
+        All rows share the circuit, so the batch is simulated as *idle qubits*: ``2**b`` rows
+        (zero-padded) form one state of ``b + n`` qubits whose first ``b`` wires index the row,
+        and the ansatz acts on the last ``n`` wires. One ``qwt.statevector.state`` call then
+        runs the fused kernels over the whole batch, and its adjoint backward pass takes each
+        gate's angle gradient as one contraction over all rows (instead of one per row, which is
+        what ``vmap`` of the simulator's ``custom_vjp`` computes and then sums). Batches beyond
+        ``ROWS_AMPLITUDES`` amplitudes run in sequential chunks (``lax.map``) to bound memory.
+        """
+        from qwt import statevector
+
+        n, rows = self.n_qubits, psi0.shape[0]
+        chunk = max(1, min(rows, ROWS_AMPLITUDES >> n))
+        b = max(0, (chunk - 1).bit_length())  # 2**b >= chunk rows per simulated state
+        per = 2**b
+        n_chunks = -(-rows // per)
+        psi0 = jnp.pad(psi0, ((0, n_chunks * per - rows), (0, 0))).reshape(n_chunks, per * 2**n)
+        circuit = _ansatz.build(Circuit(b + n), self.ansatz, self.weights[...], offset=b)
+
+        def run(psi):
+            out = statevector.state(circuit, initial_state=psi).reshape(per, 2**n)
+            return _measure_rows(out, self.observables, n)
+
+        out = run(psi0[0])[None] if n_chunks == 1 else jax.lax.map(run, psi0)
+        return out.reshape(n_chunks * per, -1)[:rows]
+
+    def _layered(self, flat):
+        """Feature rows through encoding and ansatz with :mod:`qwt.nn.layered`, measured per row.
+
+        Two exact shortcuts for Origin's ansatz: with RY angle encoding its first RY layer is
+        folded into the encoded product state (``RY(θ)RY(a)|0⟩ = RY(a+θ)|0⟩``), and with Z-only
+        observables its last CRZ ring (diagonal, so invisible to Z read-out) is skipped. Beyond
+        ``ROWS_AMPLITUDES`` amplitudes the rows run in chunks under ``lax.map`` with
+        ``jax.checkpoint``, so the backward pass stores one chunk's intermediates at a time.
+        """
+        n, rows = self.n_qubits, flat.shape[0]
+        weights = self.weights[...]
+        fold = self.ansatz == "origin" and self.encoding == "angle" and self.rotation == "ry"
+        if fold:
+            theta = _enc.scale_inputs(flat, self.input_scaling) + weights[0, 0][None, :]
+            psi0 = _enc.product_state_from_angles(theta, "ry")
+        elif self.encoding == "angle":
+            psi0 = _enc.product_state(flat, self.rotation, self.input_scaling)
+        else:
+            psi0 = _enc.amplitude_state(flat)
+        z_only = all(all(p == "Z" for _, p in paulis) for o in self.observables for _, paulis in o.terms)
+
+        origin = self.ansatz == "origin"
+
+        def run(psi):
+            ri = _layered.run(
+                self.ansatz, weights, jnp.stack([jnp.real(psi), jnp.imag(psi)]),
+                skip_first=fold, skip_last_diag=origin and z_only,
+            )  # fmt: skip
+            if not z_only:
+                return _measure_rows(ri[0] + 1j * ri[1], self.observables, n)
+            terms = [(c, tuple(w for w, _ in paulis)) for o in self.observables for c, paulis in o.terms]
+            signs = _layered.z_signs(n, [w for _, w in terms])
+            coeffs = np.zeros((len(terms), len(self.observables)), np.float32)
+            j = 0
+            for k, o in enumerate(self.observables):
+                for _ in o.terms:
+                    coeffs[j, k] = terms[j][0]
+                    j += 1
+            # One (2**n, observables) table: sum_t coeff_t * sign_t, read against the probabilities.
+            table = jnp.asarray(signs @ coeffs)
+            return (ri[0] * ri[0] + ri[1] * ri[1]) @ table
+
+        per = max(1, min(rows, ROWS_AMPLITUDES >> n))
+        if per >= rows:
+            return run(psi0)
+        n_chunks = -(-rows // per)
+        psi0 = jnp.pad(psi0, ((0, n_chunks * per - rows), (0, 0))).reshape(n_chunks, per, 2**n)
+        out = jax.lax.map(jax.checkpoint(run), psi0)
+        return out.reshape(n_chunks * per, -1)[:rows]
+
+    def __call__(self, x):
+        """Expectation values per row.
+
+        Args:
+          x: real array of shape ``(..., in_features)``.
+
+        Returns:
+          Array of shape ``(..., out_features)`` in ``x``'s dtype.
+        """
+        x = jnp.asarray(x)
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"QuantumLayer expects inputs of shape (..., {self.in_features}), got {x.shape}"
+            )
+        lead = x.shape[:-1]
+        flat = x.reshape(-1, self.in_features).astype(jnp.float32)
+        if flat.shape[0] == 0:
+            return jnp.zeros((*lead, self.out_features), x.dtype)
+        if self.simulator == "mps":
+            from qwt import mps
+
+            obs = list(self.observables)
+            out = jax.vmap(lambda row: mps.expectation(self.circuit(row), obs, max_bond=self.max_bond))(flat)
+        elif self.simulator == "layered":
+            out = self._layered(flat)
+        else:
+            if self.encoding == "angle":
+                psi0 = _enc.product_state(flat, self.rotation, self.input_scaling)
+            else:
+                psi0 = _enc.amplitude_state(flat)
+            out = self._batched_statevector(psi0)
+        return out.reshape(*lead, self.out_features).astype(x.dtype)

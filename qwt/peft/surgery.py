@@ -1,0 +1,161 @@
+"""Model surgery: put adapters on the ``nnx.Linear`` layers a model names, merge them back, read configs.
+
+Targets follow PEFT's ``target_modules`` idiom: a sequence of names matches a linear whose
+attribute name (the last component of its path, e.g. ``q_proj``) or whose dotted path suffix
+(``layers.0.q_proj``) equals a name; a single string is a regular expression that must match the
+whole dotted path. Any ``nnx.Module`` tree works (attributes, ``nnx.List``, ``nnx.Dict``).
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from qwt import peft
+    >>> class Block(nnx.Module):
+    ...     def __init__(self, rngs):
+    ...         self.q_proj = nnx.Linear(8, 8, rngs=rngs); self.o_proj = nnx.Linear(8, 8, rngs=rngs)
+    ...     def __call__(self, x):
+    ...         return self.o_proj(self.q_proj(x))
+    >>> m = peft.apply(Block(nnx.Rngs(0)), "lora", ["q_proj"], rngs=nnx.Rngs(1), rank=2)
+    >>> peft.count(m)
+    {'trainable': 32, 'total': 176}
+    >>> peft.adapter_config(m)["paths"]
+    ['q_proj']
+"""
+
+from __future__ import annotations
+
+import re
+
+from flax import nnx
+
+from qwt.peft.dora import DoRALinear
+from qwt.peft.lora import LoRALinear
+from qwt.peft.qtha import QTHALinear
+
+__all__ = ["METHODS", "apply", "merge", "adapter_config", "adapters"]
+
+METHODS = {"qtha": QTHALinear, "lora": LoRALinear, "dora": DoRALinear}
+_ADAPTERS = (QTHALinear, LoRALinear)  # DoRALinear subclasses LoRALinear
+
+
+def _dotted(path) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _matcher(targets):
+    if isinstance(targets, str):
+        pattern = re.compile(targets)
+        return lambda path: pattern.fullmatch(_dotted(path)) is not None
+    if not isinstance(targets, (list, tuple)) or not targets or not all(isinstance(t, str) and t for t in targets):
+        raise ValueError(f"targets must be a regex string or a non-empty sequence of names, got {targets!r}")
+    names = tuple(targets)
+    return lambda path: any(str(path[-1]) == t or _dotted(path).endswith("." + t) for t in names)
+
+
+def _set_child(parent, key, value) -> None:
+    if isinstance(parent, (nnx.List, nnx.Dict, list, dict)):
+        parent[key] = value
+    else:
+        setattr(parent, key, value)
+
+
+def _parent(model, path):
+    node = model
+    for key in path[:-1]:
+        node = node[key] if isinstance(node, (nnx.List, nnx.Dict, list, dict)) else getattr(node, key)
+    return node
+
+
+def adapters(model: nnx.Module) -> list[tuple[str, nnx.Module]]:
+    """``(dotted path, adapter module)`` for every adapter in ``model``."""
+    return [(_dotted(p), m) for p, m in nnx.iter_modules(model) if isinstance(m, _ADAPTERS)]
+
+
+def apply(model: nnx.Module, method: str = "qtha", targets=("q_proj", "v_proj"), *, rngs: nnx.Rngs, **cfg):
+    """Wraps every matching ``nnx.Linear`` of ``model`` in an adapter, in place.
+
+    Args:
+      model: any ``nnx.Module`` tree holding ``nnx.Linear`` layers.
+      method: ``"qtha"`` (:class:`~qwt.peft.qtha.QTHALinear`), ``"lora"`` or ``"dora"``.
+      targets: names (PEFT ``target_modules``) or one full-match regex over dotted paths.
+      rngs: ``nnx.Rngs`` for the adapter initialisation.
+      **cfg: the adapter's keyword arguments (``rank``/``alpha`` for LoRA/DoRA; ``n_qubits``,
+        ``qnn_layers``, ``bond``, ... for QTHA).
+
+    Returns:
+      ``model`` itself, with adapters. Base weights stay ``nnx.Param`` and are frozen in the sense
+      that :func:`qwt.peft.trainable` selects only the adapters' ``AdapterParam`` values.
+
+    Raises:
+      ValueError: unknown method, or targets matching no ``nnx.Linear`` (also when they are already
+        adapted); errors of the adapter constructor (bad sizes) before any layer is replaced.
+    """
+    if not isinstance(model, nnx.Module):
+        raise TypeError(f"apply() takes an nnx.Module, got {type(model).__name__}")
+    if method not in METHODS:
+        raise ValueError(f"unknown adapter method {method!r}; choose one of {sorted(METHODS)}")
+    match = _matcher(targets)
+    inside = {_dotted(p) for p, m in nnx.iter_modules(model) if isinstance(m, _ADAPTERS)}
+    found = [
+        (p, m) for p, m in nnx.iter_modules(model)
+        if p and isinstance(m, nnx.Linear) and match(p)
+        and not any(_dotted(p).startswith(a + ".") for a in inside)
+    ]  # fmt: skip
+    if not found:
+        linears = sorted(_dotted(p) for p, m in nnx.iter_modules(model) if isinstance(m, nnx.Linear))
+        raise ValueError(
+            f"targets {targets!r} match no un-adapted nnx.Linear in {type(model).__name__}; "
+            f"its linear layers are: {linears[:20]}{' ...' if len(linears) > 20 else ''}"
+        )
+    cls = METHODS[method]
+    # Build every adapter first so a bad config raises before the model is modified.
+    built = [(p, cls(m, rngs=rngs, **cfg)) for p, m in found]
+    for path, adapter in built:
+        adapter.targets = tuple(targets) if not isinstance(targets, str) else targets
+        _set_child(_parent(model, path), path[-1], adapter)
+    return model
+
+
+def merge(model: nnx.Module) -> nnx.Module:
+    """Folds what is linear back into the base weights, in place; returns ``model``.
+
+    LoRA and DoRA adapters are replaced by their base ``nnx.Linear`` with the merged kernel. QTHA
+    adapters fold their classical MPO path into the kernel and keep the quantum path (see
+    :meth:`qwt.peft.qtha.QTHALinear.merge`). Outputs are unchanged up to float rounding.
+
+    Raises:
+      ValueError: the model has no adapters.
+    """
+    found = [(p, m) for p, m in nnx.iter_modules(model) if isinstance(m, _ADAPTERS)]
+    if not found:
+        raise ValueError("the model has no adapters to merge")
+    for path, adapter in found:
+        merged = adapter.merge()
+        if merged is not adapter:
+            if not path:
+                return merged
+            _set_child(_parent(model, path), path[-1], merged)
+    return model
+
+
+def adapter_config(model: nnx.Module) -> dict:
+    """The adapters' settings, JSON-serialisable, for checkpoints.
+
+    Returns:
+      ``{"method", "targets", "paths", **settings}`` when every adapter shares one method and
+      settings (the result of one :func:`apply`); otherwise ``{"method": "mixed", "adapters":
+      [{"path", **settings}, ...]}``.
+
+    Raises:
+      ValueError: the model has no adapters.
+    """
+    found = adapters(model)
+    if not found:
+        raise ValueError("the model has no adapters")
+    per = []
+    for path, m in found:
+        t = getattr(m, "targets", None)
+        per.append((path, {**m.config, "targets": list(t) if isinstance(t, tuple) else t}))
+    first = per[0][1]
+    if all(c == first for _, c in per):
+        return {**first, "paths": [p for p, _ in per]}
+    return {"method": "mixed", "adapters": [{"path": p, **c} for p, c in per]}

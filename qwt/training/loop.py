@@ -1,0 +1,273 @@
+"""The training loop: jitted steps, periodic eval, JSONL metrics, orbax checkpoints, exact resume.
+
+``train`` is deliberately plain: it owns no model construction and no data loading. It takes an NNX
+model (adapters already applied), a batch source with ``batch_at(i) -> dict of arrays`` (e.g.
+``qwt.data.Batches``: the same ``i`` gives the same batch on every run) and a :class:`TrainConfig`.
+
+Resume is exact: micro-batch ``i`` of optimiser step ``s`` is ``batches.batch_at(s * grad_accum + i)``
+and the step's PRNG key is ``fold_in(key(seed), s)``, so a run restored from the checkpoint at step
+``s`` continues with the same data and keys as an uninterrupted one, and ends with the same
+parameters. A checkpoint whose fingerprint (trajectory settings + the caller's ``fingerprint``:
+model, method, adapter config, data) differs from the current run is refused with the differing
+keys named.
+
+Example:
+    >>> import jax.numpy as jnp, numpy as np
+    >>> from flax import nnx
+    >>> from qwt.training import TrainConfig, train
+    >>> class Toy(nnx.Module):
+    ...     def __init__(self):
+    ...         self.w = nnx.Param(jnp.zeros((3,)))
+    >>> class Data:
+    ...     def batch_at(self, i):
+    ...         return {"y": np.ones((4, 3), np.float32)}
+    >>> loss = lambda m, b, k: jnp.mean((m.w[...][None, :] - b["y"]) ** 2)
+    >>> res = train(Toy(), TrainConfig(steps=30, warmup_steps=0, lr=0.1), Data(),
+    ...             trainable_filter=nnx.Param, loss_fn=loss)
+    >>> res.final_loss < 0.1
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from qwt.training.checkpoint import Checkpointer, CheckpointMismatchError
+from qwt.training.config import TrainConfig
+from qwt.training.metrics import MetricsLog, Throughput, progress_bar
+from qwt.training.optim import make_optimizer, make_schedule
+from qwt.training.plot import plot_curves
+from qwt.training.step import cast_floating, lm_loss_fn, make_eval_step, make_train_step, split_model
+
+__all__ = ["train", "TrainResult", "TrainingDiverged", "stack_micro_batches", "evaluate_loss"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or gradient) became NaN/inf; the model holds the last good parameters."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a run produced.
+
+    Attributes:
+      step: optimiser steps completed (including restored ones).
+      final_loss: mean training loss over the last logging window.
+      eval_loss: last evaluation loss (None without eval data).
+      tokens_per_s: training throughput of this process's steps, excluding the first (compile) step
+        (for a run resumed at its end: the median rate in its log).
+      wall_s: wall-clock seconds of this call.
+      records: all metric records of the run (restored ones included).
+      resumed_from: checkpoint step the run continued from (None: fresh start).
+      out_dir: where metrics/checkpoints/plot went (None: in memory only).
+    """
+
+    step: int
+    final_loss: float
+    eval_loss: float | None
+    tokens_per_s: float
+    wall_s: float
+    records: list[dict[str, Any]]
+    resumed_from: int | None = None
+    out_dir: str | None = None
+
+
+def stack_micro_batches(batches, step: int, grad_accum: int) -> dict[str, np.ndarray]:
+    """The ``grad_accum`` micro-batches of optimiser step ``step``, stacked on a new leading axis."""
+    micro = [batches.batch_at(step * grad_accum + i) for i in range(grad_accum)]
+    return {k: np.stack([np.asarray(m[k]) for m in micro]) for k in micro[0]}
+
+
+def evaluate_loss(eval_step, trainable, rest, eval_data: Sequence[dict]) -> float:
+    """Token-weighted mean loss over a list of batches."""
+    total, count = 0.0, 0
+    for batch in eval_data:
+        out = eval_step(trainable, rest, batch)
+        n = int(out["tokens"])
+        total += float(out["loss"]) * n
+        count += n
+    return total / max(count, 1)
+
+
+def _normalise(obj):
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+def _diff_keys(a: dict, b: dict, prefix="") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k, "<absent>"), b.get(k, "<absent>")
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _diff_keys(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: checkpoint {va!r} vs now {vb!r}")
+    return out
+
+
+def _logged_rate(records) -> float:
+    # A run resumed at its last step trains nothing now: report the rate its log recorded (median
+    # over logging windows, the first one left out because it includes compilation).
+    rates = [r["tokens_per_s"] for r in records if isinstance(r.get("tokens_per_s"), (int, float))][1:]
+    return float(np.median(rates)) if rates else 0.0
+
+
+def train(
+    model: nnx.Module,
+    cfg: TrainConfig,
+    batches,
+    *,
+    trainable_filter=None,
+    loss_fn: Callable = lm_loss_fn,
+    eval_data: Sequence[dict] | None = None,
+    out_dir=None,
+    meta: dict[str, Any] | None = None,
+    resume: bool = True,
+    progress: bool | None = None,
+    desc: str = "train",
+) -> TrainResult:
+    """Trains the adapter parameters of ``model`` in place.
+
+    Args:
+      model: an NNX model with trainable (adapter) parameters.
+      cfg: optimiser/loop/checkpoint settings.
+      batches: object with ``batch_at(i) -> {name: array (batch, ...)}``.
+      trainable_filter: NNX filter of trained parameters; default ``qwt.peft.trainable(model)``.
+      loss_fn: ``loss_fn(model, batch, key) -> scalar`` (default: causal-LM loss on response tokens).
+      eval_data: list of evaluation batches (the first ``cfg.eval_batches`` are used).
+      out_dir: directory for ``metrics.jsonl``, ``curves.png`` and ``checkpoints/``; None keeps
+        everything in memory (no checkpoints).
+      meta: JSON-able run description stored in every checkpoint (e.g. model spec, method, adapter
+        config); its ``"fingerprint"`` entry must match on resume.
+      resume: continue from the latest checkpoint in ``out_dir`` if there is one; False deletes the
+        checkpoints found there and starts over.
+      progress: show a tqdm bar (default: only on a TTY outside CI).
+      desc: progress bar label.
+
+    Returns:
+      A :class:`TrainResult`.
+
+    Raises:
+      CheckpointMismatchError: resuming from a checkpoint of another configuration.
+      TrainingDiverged: non-finite loss; the model keeps (and the last checkpoint holds) the last
+        good parameters.
+      qwt.training.CheckpointError: a save failed; the previous checkpoint is intact.
+    """
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    if not hasattr(batches, "batch_at"):
+        raise TypeError(f"batches must have a batch_at(step) method, got {type(batches).__name__}")
+    if trainable_filter is None:
+        from qwt.peft import trainable as peft_trainable
+
+        trainable_filter = peft_trainable(model)
+    t_start = time.perf_counter()
+    meta = dict(meta or {})
+    fingerprint = _normalise({"train": cfg.trajectory(), **meta.get("fingerprint", {})})
+    meta["fingerprint"] = fingerprint
+
+    graphdef, trainable, rest = split_model(model, trainable_filter)
+    if cfg.base_dtype == "bfloat16":
+        rest = cast_floating(rest, jnp.bfloat16)
+    tx = make_optimizer(cfg)
+    schedule = make_schedule(cfg)
+    state = {"trainable": trainable, "opt_state": tx.init(trainable), "rng": jax.random.key_data(jax.random.key(cfg.seed))}
+
+    out = pathlib.Path(out_dir) if out_dir is not None else None
+    ckpt = Checkpointer(out / "checkpoints", keep_last=cfg.keep_last) if out is not None else None
+    start, resumed_from = 0, None
+    if ckpt is not None and not resume:
+        ckpt.clear()
+    if ckpt is not None and resume and ckpt.latest_step() is not None:
+        old = ckpt.read_meta()
+        diffs = _diff_keys(old.get("fingerprint", {}), fingerprint)
+        if diffs:
+            raise CheckpointMismatchError(
+                f"the checkpoint in {ckpt.directory} (step {old.get('step')}) was written by another "
+                f"configuration; differences: {'; '.join(diffs)}. Use another output directory or "
+                "--no-resume to start over."
+            )
+        state, old = ckpt.restore(state)
+        start = resumed_from = int(old["step"])
+        if start > cfg.steps:
+            raise CheckpointMismatchError(f"checkpoint step {start} is beyond the configured {cfg.steps} steps")
+
+    log = MetricsLog(out / "metrics.jsonl" if out is not None else None, keep_until_step=start if resumed_from else None)
+    step_fn = make_train_step(graphdef, tx, loss_fn)
+    eval_step = make_eval_step(graphdef, loss_fn) if eval_data else None
+    eval_list = list(eval_data or [])[: cfg.eval_batches]
+    base_key = jax.random.wrap_key_data(jnp.asarray(state["rng"]))
+    trainable, opt_state = state["trainable"], state["opt_state"]
+
+    meter, window, last_good = Throughput(), [], start
+    total_tokens, timed_s, eval_loss = 0, 0.0, None
+    bar = progress_bar(cfg.steps, initial=start, desc=desc, enabled=progress)
+    try:
+        for s in range(start, cfg.steps):
+            batch = stack_micro_batches(batches, s, cfg.grad_accum)
+            t0 = time.perf_counter()
+            new_trainable, new_opt, m = step_fn(trainable, rest, opt_state, batch, jax.random.fold_in(base_key, s))
+            loss = float(m["loss"])  # syncs: the step is done
+            dt = time.perf_counter() - t0
+            if not bool(m["finite"]):
+                log.write({"step": s + 1, "loss": loss, "grad_norm": float(m["grad_norm"]), "diverged": True})
+                where = (f"the last good checkpoint is step {ckpt.latest_step()} in {ckpt.directory}"
+                         if ckpt is not None and ckpt.latest_step() is not None else "no checkpoint was written")
+                raise TrainingDiverged(
+                    f"non-finite loss/gradient at step {s + 1} (loss={loss}, grad_norm={float(m['grad_norm'])}); "
+                    f"training stopped, the model keeps the parameters of step {last_good} and {where}. "
+                    "Lower the learning rate or check the data."
+                )
+            trainable, opt_state, last_good = new_trainable, new_opt, s + 1
+            window.append(loss)
+            if s > start:  # the first step of a process includes compilation
+                total_tokens += int(m["tokens"])
+                timed_s += dt
+            meter.add(int(m["tokens"]))
+            done = s + 1
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                log.write({
+                    "step": done, "loss": float(np.mean(window)), "lr": float(schedule(s)),
+                    "grad_norm": float(m["grad_norm"]), "tokens_per_s": round(meter.rate(), 1),
+                    "elapsed_s": round(time.perf_counter() - t_start, 2),
+                })
+                window, _ = [], meter.reset()
+                bar.set_postfix(loss=f"{loss:.4f}")
+            if eval_step is not None and ((cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps):
+                eval_loss = evaluate_loss(eval_step, trainable, rest, eval_list)
+                log.write({"step": done, "eval_loss": eval_loss})
+            if ckpt is not None and ((cfg.save_every and done % cfg.save_every == 0) or done == cfg.steps):
+                ckpt.save(done, {"trainable": trainable, "opt_state": opt_state, "rng": state["rng"]},
+                          {**meta, "step": done, "train_config": cfg.to_dict()})
+            bar.update(1)
+    finally:
+        bar.close()
+        log.close()
+        nnx.update(model, trainable)  # the model always holds the last good adapter parameters
+        if ckpt is not None:
+            ckpt.close()
+
+    if eval_step is not None and eval_loss is None and eval_list:
+        eval_loss = evaluate_loss(eval_step, trainable, rest, eval_list)
+    losses = [r["loss"] for r in log.records if "loss" in r and not r.get("diverged")]
+    if out is not None:
+        plot_curves({desc: log.records}, out / "curves.png", title=f"{desc}: loss")
+    return TrainResult(
+        step=max(last_good, start),
+        final_loss=float(losses[-1]) if losses else math.nan,
+        eval_loss=eval_loss,
+        tokens_per_s=total_tokens / timed_s if timed_s > 0 else _logged_rate(log.records),
+        wall_s=time.perf_counter() - t_start,
+        records=list(log.records),
+        resumed_from=resumed_from,
+        out_dir=str(out) if out is not None else None,
+    )
