@@ -3,8 +3,14 @@
 Warnings are errors too (pyproject.toml `filterwarnings`), so deprecated calls surface here first.
 """
 
-import jax
-import pytest
+import os
+
+# JAX's CPU SVD/QR go through OpenBLAS, whose default thread pool oversubscribes small machines
+# (measured 10-20x slower SVDs on 2 cores); must be set before the first import of jax.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

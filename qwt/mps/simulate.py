@@ -16,7 +16,7 @@ Example:
     >>> import jax.numpy as jnp, qwt
     >>> c = qwt.Circuit(3).h(0).cnot(0, 1).cnot(1, 2)
     >>> m = qwt.mps.state(c, max_bond=2)
-    >>> [round(float(abs(a)), 3) for a in qwt.mps.to_dense(m)[[0, 7]]]
+    >>> [round(float(abs(a)), 3) for a in qwt.mps.to_dense(m)[jnp.array([0, 7])]]
     [0.707, 0.707]
 """
 
