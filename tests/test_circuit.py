@@ -1,5 +1,6 @@
 """qwt.circuit: the gate table against hand-derived matrices, the builder, its pytree form,
-observables, and every bad input raising the named error while the circuit is built."""
+observables, and every bad input raising the named error while the circuit is built (and the
+simulator's own input checks: memory, dtype, shots, observable wires, initial state)."""
 
 import cmath
 import math
@@ -346,3 +347,53 @@ def test_bad_repeat():
     with pytest.raises(ValueError, match="out of range"):  # a bad gate inside the layer, at build time
         c.repeat(lambda c, p: c.rx(2, p), jnp.ones(3))
     assert len(c) == 0
+
+
+# ----------------------------------------------- bad inputs to the simulator (raised before any work)
+def test_too_many_qubits_raise_before_allocating():
+    c = qwt.Circuit(40).h(0)
+    with pytest.raises(ValueError, match="qubit"):
+        qwt.statevector.state(c)
+    with pytest.raises(ValueError):
+        qwt.statevector.expectation(c, qwt.Z(0))
+    with pytest.raises(ValueError):
+        qwt.statevector.probabilities(c)
+
+
+def test_observable_on_missing_wire():
+    c = qwt.Circuit(2).h(0)
+    with pytest.raises(ValueError, match="wire"):
+        qwt.statevector.expectation(c, qwt.Z(2))
+    with pytest.raises(ValueError, match="wire"):
+        qwt.statevector.expectation(c, [qwt.Z(0), qwt.X(0) * qwt.I(5)])
+    with pytest.raises(TypeError):
+        qwt.statevector.expectation(c, "Z0")
+    with pytest.raises(TypeError):
+        qwt.statevector.expectation(c, np.eye(4))
+
+
+def test_bad_dtype():
+    c = qwt.Circuit(1).h(0)
+    for bad in (jnp.float32, jnp.float64, jnp.int32, "float16"):
+        with pytest.raises(TypeError, match="dtype"):
+            qwt.statevector.state(c, dtype=bad)
+    with jax.enable_x64(False):
+        with pytest.raises(ValueError, match="64"):
+            qwt.statevector.state(c, dtype=jnp.complex128)
+
+
+def test_bad_shots():
+    c = qwt.Circuit(1).h(0)
+    for bad in (0, -3, 2.5, "10", None, True):
+        with pytest.raises((ValueError, TypeError), match="shots"):
+            qwt.statevector.sample(c, bad, jax.random.key(0))
+
+
+def test_bad_initial_state_and_circuit():
+    c = qwt.Circuit(2).h(0)
+    with pytest.raises(ValueError, match="initial_state"):
+        qwt.statevector.state(c, initial_state=jnp.ones(8) / math.sqrt(8))
+    with pytest.raises(ValueError, match="initial_state"):
+        qwt.statevector.state(c, initial_state=jnp.ones((2, 2)) / 2)
+    with pytest.raises(TypeError, match="Circuit"):
+        qwt.statevector.state("not a circuit")
