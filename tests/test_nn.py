@@ -82,7 +82,7 @@ def test_strongly_entangling_matches_pennylane():
     np.testing.assert_allclose(jax.jit(layer.__call__)(jnp.asarray(x, jnp.float32)), np.array(circuit()), atol=2e-6)
 
 
-@pytest.mark.parametrize("simulator", ["layered"])  # statevector shares _measure_rows; see chunks test
+@pytest.mark.parametrize("simulator", ["statevector", "layered"])  # layered: statevector fallback
 def test_pauli_string_observables_and_amplitude_encoding(simulator):
     obs = [qwt.X(0) * qwt.Y(2), 0.5 * qwt.Z(1) + qwt.X(1), qwt.Z(0) * qwt.Z(2) - 0.25 * qwt.Z(1)]
     layer = QuantumLayer(
@@ -102,6 +102,59 @@ def test_pauli_string_observables_and_amplitude_encoding(simulator):
     out, direct, grad = run(x, jnp.asarray(psi, jnp.complex64))
     np.testing.assert_allclose(out, direct, atol=2e-6)
     assert np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize(
+    "ansatz,layers,rotation,observables",
+    [
+        ("origin", 1, "ry", None),  # first RY folded and last ring skipped in the same layer
+        ("origin", 3, "ry", None),  # folded first layer, scanned middle layer, ring-less last layer
+        ("origin", 2, "rz", "pauli"),  # no shortcut: RZ encoding, X/Y read-out
+        ("hea", 2, "ry", "pauli"),
+    ],
+)
+def test_layered_runs_the_kernel_program(monkeypatch, ansatz, layers, rotation, observables):
+    # simulator="layered" compiles the ansatz with qwt.kernels.compile_layered; values and
+    # gradients (inputs and angles) equal the full per-row circuits through qwt.statevector.
+    import qwt.kernels as kernels
+
+    calls = []
+    compile_layered = kernels.compile_layered
+    monkeypatch.setattr(kernels, "compile_layered", lambda *a, **k: calls.append(1) or compile_layered(*a, **k))
+    obs = [qwt.X(0) * qwt.Y(2), 0.5 * qwt.Z(1) + qwt.X(1), qwt.Z(0) * qwt.Z(2) - 0.25 * qwt.I(1)] if observables else None
+    layer = QuantumLayer(
+        3, layers=layers, ansatz=ansatz, rotation=rotation, observables=obs, simulator="layered", rngs=nnx.Rngs(11)
+    )
+    graphdef, state = nnx.split(layer)
+    x = jax.random.normal(jax.random.key(12), (3, 3))
+    w = jnp.arange(1.0, 1.0 + layer.out_features)
+
+    def via_layer(state, x):
+        return jnp.sum(nnx.merge(graphdef, state)(x) * w[None, :])
+
+    def via_circuits(state, x):
+        m = nnx.merge(graphdef, state)
+        return sum(jnp.sum(qwt.statevector.expectation(m.circuit(row), list(m.observables)) * w) for row in x)
+
+    out, grads = jax.jit(
+        lambda s, x: (layer(x), [jax.grad(f, argnums=(0, 1))(s, x) for f in (via_layer, via_circuits)])
+    )(state, x)
+    assert calls, "simulator='layered' did not go through qwt.kernels.compile_layered"
+    direct = jnp.stack([qwt.statevector.expectation(layer.circuit(row), list(layer.observables)) for row in x])
+    np.testing.assert_allclose(out, direct, atol=2e-6)
+    (gs, gx), (gs_ref, gx_ref) = grads
+    np.testing.assert_allclose(gx, gx_ref, atol=1e-5)
+    np.testing.assert_allclose(gs["weights"][...], gs_ref["weights"][...], atol=1e-5)
+    assert np.linalg.norm(gs_ref["weights"][...]) > 1e-3
+
+
+def test_layered_falls_back_to_statevector_beyond_the_program():
+    from qwt.kernels.pallas_layered_program import MAX_QUBITS
+
+    wide = QuantumLayer(MAX_QUBITS + 1, layers=1, ansatz="hea", simulator="layered", rngs=nnx.Rngs(0))
+    amp = QuantumLayer(2, layers=1, ansatz="hea", encoding="amplitude", simulator="layered", rngs=nnx.Rngs(0))
+    assert not wide._uses_program() and not amp._uses_program()
+    assert QuantumLayer(MAX_QUBITS, layers=1, ansatz="hea", simulator="layered", rngs=nnx.Rngs(0))._uses_program()
 
 
 def test_mps_simulator_matches_statevector_with_enough_bond():

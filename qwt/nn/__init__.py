@@ -3,7 +3,7 @@
 ``QuantumLayer`` (features → angles → circuit → expectation values, batched over tokens) and
 ``MPOLinear`` (a tensor-train matrix with TT-SVD ``from_dense``), both Flax NNX modules. The
 encodings and ansätze they use live in :mod:`qwt.nn.encoding` and :mod:`qwt.nn.ansatz`;
-:mod:`qwt.nn.layered` is the layer-by-layer batched simulator of those ansätze.
+its fast ``simulator="layered"`` path compiles them with ``qwt.kernels.compile_layered``.
 
 Example:
     >>> import jax.numpy as jnp
@@ -14,8 +14,8 @@ Example:
     (2, 4)
 """
 
-from qwt.nn import ansatz, encoding, layered
+from qwt.nn import ansatz, encoding
 from qwt.nn.mpo import MPOLinear, factorize
 from qwt.nn.quantum import QuantumLayer
 
-__all__ = ["QuantumLayer", "MPOLinear", "factorize", "ansatz", "encoding", "layered"]
+__all__ = ["QuantumLayer", "MPOLinear", "factorize", "ansatz", "encoding"]

@@ -3,17 +3,27 @@
 The layer is a Flax NNX module whose only trainable variable is the ansatz angles. For each row of
 its input (any leading axes, e.g. batch × tokens) it encodes the features into a state, applies the
 ansatz and returns the expectation values of its observables (⟨Z_i⟩ on every qubit by default). All
-rows share the angles, so the rows form one batch of circuits with shared parameters: the layer
-``jax.vmap``-s the simulator over the encoded input states, the batched path the simulators
-optimise.
+rows share the angles, so the rows form one batch of circuits with shared parameters, which every
+simulator runs as one batched computation.
 
-Simulators: ``"statevector"`` (default; exact) encodes every row as a state (the encoded product
-state, identical to simulating the encoding gates on ``|0…0⟩``, one pass instead of n gates) and
-runs the ansatz once over the whole batch with ``qwt.statevector.state``, the rows stacked as idle
-leading qubits (see ``QuantumLayer._batched_statevector``); ``"mps"`` runs
-``jax.vmap(qwt.mps.expectation)`` with ``max_bond`` on each row's full circuit (encoding gates
-included). The quantum part always runs in float32/complex64 (inputs are cast), whatever the
-model's dtype; outputs come back in the input's dtype.
+Simulators (all exact except ``"mps"`` below its exact bond dimension):
+
+* ``"statevector"`` (default): every row becomes its encoded state (the product state the encoding
+  gates make from ``|0…0⟩``, one pass instead of n gates) and the ansatz runs once over the whole
+  batch with ``qwt.statevector.state``, the rows stacked as idle leading qubits (see
+  ``QuantumLayer._batched_statevector``; this measured faster than ``jax.vmap`` of the simulator);
+* ``"layered"``: the same state vector, with the ansatz and read-out compiled by
+  ``qwt.kernels.compile_layered`` and run by ``qwt.kernels.layered_expectations`` (the batched
+  Pallas kernel on GPU, its XLA reference elsewhere); QTHA's default, faster than
+  ``"statevector"`` for the QTHA shape (see ``benchmarks/bench_adapters.py``). The program encodes
+  with RY on ``|0…0⟩`` (RX/RZ encodings become fixed gates in front of the ansatz) and holds at
+  most 12 qubits: amplitude encoding or more qubits run the ``"statevector"`` path instead, with
+  the same outputs;
+* ``"mps"``: ``jax.vmap(qwt.mps.expectation)`` with ``max_bond`` on each row's full circuit
+  (encoding gates included).
+
+The quantum part always runs in float32/complex64 (inputs are cast), whatever the model's dtype;
+outputs come back in the input's dtype.
 
 Example:
     >>> import jax.numpy as jnp
@@ -34,7 +44,6 @@ from flax import nnx
 from qwt.circuit import Circuit, Z, as_observable
 from qwt.nn import ansatz as _ansatz
 from qwt.nn import encoding as _enc
-from qwt.nn import layered as _layered
 
 __all__ = ["QuantumLayer"]
 
@@ -115,8 +124,8 @@ class QuantumLayer(nnx.Module):
       observables: list of Pauli strings/observables with float coefficients; default
         ``[Z(0), …, Z(n−1)]``. ``out_features = len(observables)``.
       simulator: ``"statevector"`` (default; ``qwt.statevector``), ``"layered"`` (the same exact
-        state vector, simulated layer by layer with GEMMs by :mod:`qwt.nn.layered`, the fast path
-        QTHA uses) or ``"mps"``.
+        state vector through ``qwt.kernels.layered_expectations``, the fast path QTHA uses;
+        amplitude encoding or more than 12 qubits fall back to ``"statevector"``) or ``"mps"``.
       max_bond: MPS bond-dimension cap, required with ``simulator="mps"`` (exact once it reaches
         ``2**(n_qubits // 2)``), not allowed with ``"statevector"``.
       param_type: the ``nnx.Variable`` type of the angles (``qwt.peft.AdapterParam`` in adapters).
@@ -219,54 +228,75 @@ class QuantumLayer(nnx.Module):
         out = run(psi0[0])[None] if n_chunks == 1 else jax.lax.map(run, psi0)
         return out.reshape(n_chunks * per, -1)[:rows]
 
-    def _layered(self, flat):
-        """Feature rows through encoding and ansatz with :mod:`qwt.nn.layered`, measured per row.
+    def _uses_program(self) -> bool:
+        """Whether ``simulator="layered"`` runs this configuration as a ``qwt.kernels`` program.
 
-        Two exact shortcuts for Origin's ansatz: with RY angle encoding its first RY layer is
-        folded into the encoded product state (``RY(θ)RY(a)|0⟩ = RY(a+θ)|0⟩``), and with Z-only
-        observables its last CRZ ring (diagonal, so invisible to Z read-out) is skipped. Beyond
-        ``ROWS_AMPLITUDES`` amplitudes the rows run in chunks under ``lax.map`` with
-        ``jax.checkpoint``, so the backward pass stores one chunk's intermediates at a time.
+        The program encodes with ``RY(angle)`` on ``|0…0⟩`` and holds at most
+        ``qwt.kernels.pallas_layered_program.MAX_QUBITS`` qubits; amplitude encoding and wider
+        registers take the exact ``statevector`` path instead (same outputs).
         """
+        from qwt.kernels.pallas_layered_program import MAX_QUBITS
+
+        return self.encoding == "angle" and self.n_qubits <= MAX_QUBITS
+
+    def _program_circuit(self, fold: bool, skip_ring: bool) -> Circuit:
+        """The ansatz as a circuit for ``qwt.kernels.compile_layered``, preceded by the fixed gates
+        that turn the kernel's ``RY(a)|0⟩`` encoding into this layer's rotation.
+
+        ``RX(a)|0⟩ = S†·RY(a)|0⟩`` and ``RZ(a)·H|0⟩ = H·RX(a)|0⟩ = H·S†·RY(a)|0⟩`` (exact, no
+        global phase). For Origin's ansatz, ``fold`` leaves out the first RY layer (the caller adds
+        its angles to the encoding angles: ``RY(θ)·RY(a)|0⟩ = RY(a+θ)|0⟩``) and ``skip_ring`` the
+        last CRZ ring (diagonal, so invisible to a Z-basis read-out).
+        """
+        n, w = self.n_qubits, self.weights[...]
+        c = Circuit(n)
+        if self.rotation in ("rx", "rz"):
+            for i in range(n):
+                c.sdg(i)
+                if self.rotation == "rz":
+                    c.h(i)
+        if self.ansatz != "origin" or not (fold or skip_ring):
+            return _ansatz.build(c, self.ansatz, w)
+        layers = w.shape[0]
+        _ansatz.origin_layer(c, w[0], first_ry=not fold, last_ring=not (skip_ring and layers == 1))
+        if layers > 2:
+            c.repeat(_ansatz.origin_layer, w[1 : layers - 1])
+        if layers > 1:
+            _ansatz.origin_layer(c, w[layers - 1], last_ring=not skip_ring)
+        return c
+
+    def _layered(self, flat):
+        """Angle-encoded rows through ``qwt.kernels.compile_layered`` + ``layered_expectations``.
+
+        The ansatz (with its read-out) compiles to one layered program whose angles are shared by
+        the batch; ``layered_expectations`` runs it as the Pallas kernel on GPU and as its XLA
+        reference elsewhere. Two exact shortcuts for Origin's ansatz with RY encoding / Z-only
+        observables (see :meth:`_program_circuit`). On the XLA path, batches beyond
+        ``ROWS_AMPLITUDES`` amplitudes run in chunks under ``lax.map`` with ``jax.checkpoint``,
+        so the backward pass stores one chunk's intermediates at a time (the Pallas kernel tiles
+        the batch itself).
+        """
+        from qwt import kernels
+        from qwt.kernels import blocks
+
         n, rows = self.n_qubits, flat.shape[0]
-        weights = self.weights[...]
-        fold = self.ansatz == "origin" and self.encoding == "angle" and self.rotation == "ry"
-        if fold:
-            theta = _enc.scale_inputs(flat, self.input_scaling) + weights[0, 0][None, :]
-            psi0 = _enc.product_state_from_angles(theta, "ry")
-        elif self.encoding == "angle":
-            psi0 = _enc.product_state(flat, self.rotation, self.input_scaling)
-        else:
-            psi0 = _enc.amplitude_state(flat)
-        z_only = all(all(p == "Z" for _, p in paulis) for o in self.observables for _, paulis in o.terms)
-
         origin = self.ansatz == "origin"
+        fold = origin and self.rotation == "ry"
+        z_only = all(all(p == "Z" for _, p in paulis) for o in self.observables for _, paulis in o.terms)
+        program, operands = kernels.compile_layered(self._program_circuit(fold, origin and z_only), list(self.observables))
+        theta = _enc.scale_inputs(flat, self.input_scaling)
+        if fold:
+            theta = theta + self.weights[...][0, 0][None, :].astype(theta.dtype)
 
-        def run(psi):
-            ri = _layered.run(
-                self.ansatz, weights, jnp.stack([jnp.real(psi), jnp.imag(psi)]),
-                skip_first=fold, skip_last_diag=origin and z_only,
-            )  # fmt: skip
-            if not z_only:
-                return _measure_rows(ri[0] + 1j * ri[1], self.observables, n)
-            terms = [(c, tuple(w for w, _ in paulis)) for o in self.observables for c, paulis in o.terms]
-            signs = _layered.z_signs(n, [w for _, w in terms])
-            coeffs = np.zeros((len(terms), len(self.observables)), np.float32)
-            j = 0
-            for k, o in enumerate(self.observables):
-                for _ in o.terms:
-                    coeffs[j, k] = terms[j][0]
-                    j += 1
-            # One (2**n, observables) table: sum_t coeff_t * sign_t, read against the probabilities.
-            table = jnp.asarray(signs @ coeffs)
-            return (ri[0] * ri[0] + ri[1] * ri[1]) @ table
+        def run(t):
+            return kernels.layered_expectations(program, operands, t)
 
         per = max(1, min(rows, ROWS_AMPLITUDES >> n))
-        if per >= rows:
-            return run(psi0)
+        if per >= rows or blocks.default_to_pallas(n):
+            return run(theta)
         n_chunks = -(-rows // per)
-        psi0 = jnp.pad(psi0, ((0, n_chunks * per - rows), (0, 0))).reshape(n_chunks, per, 2**n)
-        out = jax.lax.map(jax.checkpoint(run), psi0)
+        theta = jnp.pad(theta, ((0, n_chunks * per - rows), (0, 0))).reshape(n_chunks, per, n)
+        out = jax.lax.map(jax.checkpoint(run), theta)
         return out.reshape(n_chunks * per, -1)[:rows]
 
     def __call__(self, x):
@@ -292,7 +322,7 @@ class QuantumLayer(nnx.Module):
 
             obs = list(self.observables)
             out = jax.vmap(lambda row: mps.expectation(self.circuit(row), obs, max_bond=self.max_bond))(flat)
-        elif self.simulator == "layered":
+        elif self.simulator == "layered" and self._uses_program():
             out = self._layered(flat)
         else:
             if self.encoding == "angle":

@@ -14,9 +14,11 @@ Shapes and defaults:
 
 * ``r = n_qubits = 10``, ``qnn_layers = 2``, ``ansatz = "origin"`` (4r angles per layer: RY all,
   CRZ ring i→i+1, RY all, CRZ ring i→i−1), ``rotation = "ry"``, ``input_scaling = "arctan"``,
-  read-out ⟨Z_i⟩ on every qubit; simulator ``"layered"`` (exact state vector, layer by layer with
-  GEMMs, :mod:`qwt.nn.layered`; measured faster than ``"statevector"`` for this batch-of-circuits
-  shape in ``benchmarks/bench_adapters.py``), or ``"statevector"`` / ``"mps"`` (with ``max_bond``).
+  read-out ⟨Z_i⟩ on every qubit; simulator ``"layered"`` (exact state vector: the circuit compiled
+  by ``qwt.kernels.compile_layered`` and run by ``qwt.kernels.layered_expectations``, the Pallas
+  kernel on GPU and its XLA reference elsewhere; measured faster than ``"statevector"`` for this
+  batch-of-circuits shape in ``benchmarks/bench_adapters.py``), or ``"statevector"`` / ``"mps"``
+  (with ``max_bond``).
 * ``D``: ``K = n_cores = 3`` cores, ``d_in`` and ``r`` split by :func:`qwt.nn.factorize` (balanced,
   ascending: 896 → (8, 8, 14), 10 → (1, 2, 5)), bond dimension ``bond = 8`` (capped at the
   useful rank). ``U``: the same for ``r → d_out``. ``down_shapes``/``up_shapes`` override the
