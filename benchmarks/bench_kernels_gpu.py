@@ -23,7 +23,6 @@ Results: ``benchmarks/results/bench_kernels_gpu[_quick].json`` and ``.md`` with 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path

@@ -28,7 +28,7 @@ import numpy as np
 
 from qwt.circuit import gates as _gates
 
-__all__ = ["Operation", "Repeat", "Circuit", "check_wires"]
+__all__ = ["Operation", "Repeat", "Circuit", "check_wires", "check_state_dtype"]
 
 #: Tolerance of the unitarity check on concrete ``unitary`` matrices (complex64 round-off is ~1e-7).
 UNITARY_ATOL = 1e-5
@@ -106,6 +106,21 @@ def check_wires(wires, n_qubits: int, what: str = "gate") -> tuple[int, ...]:
     if len(set(out)) != len(out):
         raise ValueError(f"{what}: repeated wire in {tuple(out)}; each wire may appear once")
     return tuple(out)
+
+
+def check_state_dtype(dtype, what: str = "state"):
+    """Validates a simulator's state dtype: complex64, or complex128 under 64-bit JAX.
+
+    Raises:
+      TypeError: any other dtype.
+      ValueError: complex128 while ``jax_enable_x64`` is off (it would silently become complex64).
+    """
+    dtype = jnp.dtype(dtype)
+    if dtype not in (jnp.complex64, jnp.complex128):
+        raise TypeError(f"{what} dtype must be complex64 or complex128, got {dtype}")
+    if dtype == jnp.complex128 and not jax.config.jax_enable_x64:
+        raise ValueError("complex128 needs 64-bit JAX: wrap the call in `with jax.enable_x64(True):`")
+    return dtype
 
 
 def _check_angle(name: str, x):

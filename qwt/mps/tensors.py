@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qwt.circuit import check_state_dtype
 from qwt.mps import svd as _svd
 
 __all__ = [
@@ -113,12 +114,7 @@ def check_cutoff(cutoff) -> float:
 
 def check_dtype(dtype):
     """complex64 or complex128 (the latter under ``jax.enable_x64(True)``)."""
-    dtype = jnp.dtype(dtype)
-    if dtype not in (jnp.complex64, jnp.complex128):
-        raise TypeError(f"MPS dtype must be complex64 or complex128, got {dtype}")
-    if dtype == jnp.complex128 and not jax.config.jax_enable_x64:
-        raise ValueError("complex128 needs 64-bit JAX: wrap the call in `with jax.enable_x64(True):`")
-    return dtype
+    return check_state_dtype(dtype, "MPS")
 
 
 def _check_mps(m) -> MPS:

@@ -30,7 +30,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from qwt.circuit import Circuit, as_observable
+from qwt.circuit import Circuit, as_observable, check_state_dtype
 from qwt.statevector import adjoint, execute, measure, plan, reference
 from qwt.statevector.adjoint import simulate
 
@@ -38,15 +38,6 @@ __all__ = [
     "state", "expectation", "probabilities", "sample", "apply",
     "plan", "execute", "adjoint", "measure", "reference", "simulate",
 ]
-
-
-def _check_dtype(dtype):
-    dtype = jnp.dtype(dtype)
-    if dtype not in (jnp.complex64, jnp.complex128):
-        raise TypeError(f"state dtype must be complex64 or complex128, got {dtype}")
-    if dtype == jnp.complex128 and not jax.config.jax_enable_x64:
-        raise ValueError("complex128 needs 64-bit JAX: wrap the call in `with jax.enable_x64(True):`")
-    return dtype
 
 
 def _check_memory(n: int, dtype) -> None:
@@ -97,7 +88,7 @@ def state(circuit: Circuit, initial_state=None, dtype=jnp.complex64):
     """
     if not isinstance(circuit, Circuit):
         raise TypeError(f"expected a qwt.Circuit, got {type(circuit).__name__}")
-    dtype = _check_dtype(dtype)
+    dtype = check_state_dtype(dtype)
     n = circuit.n_qubits
     _check_memory(n, dtype)
     psi = _initial(n, initial_state, dtype)
@@ -113,7 +104,7 @@ def apply(circuit: Circuit, psi):
     n = circuit.n_qubits
     if psi.shape not in ((2,) * n, (2**n,)):
         raise ValueError(f"state must have shape (2,)*{n} or ({2**n},), got {psi.shape}")
-    dtype = _check_dtype(psi.dtype)
+    dtype = check_state_dtype(psi.dtype)
     p, params = plan.build(circuit, dtype)
     return _run(p, params, psi.reshape(-1)).reshape(psi.shape)
 

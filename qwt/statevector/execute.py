@@ -190,7 +190,6 @@ def _affine(block: Block, seg: Segment, n: int, inverse: bool):
     """
     # rows[j]: set of output-bit masks (as int) contributing to source bit j; start at identity.
     rows = [1 << (n - 1 - j) for j in range(n)]
-    consts = [0] * n
     # Forward map F = F_m ... F_1; gather needs src = F^{-1}(out) = F_1(...F_m(out)) (self-inverse
     # gates), i.e. apply the gates to the index in reverse order; the inverse block applies them
     # in forward order. Composition acts on the *expressions* of each bit.
