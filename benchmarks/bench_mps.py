@@ -36,15 +36,13 @@ from benchmarks.common import call_with_budget, fmt_s, machine_description, mark
 NOTES = """
 ## Why targets are missed (analysis)
 
-- **Machine.** 2 shared cores; other helpers' jobs ran throughout (load average 3-12). Every
-  library's compile time is inflated alike; the peers' compiles took 44 s (quimb, 24q) and
-  more than 180 s (tensorcircuit-ng, 24q).
+- **Machine.** 2 cores; the load during the run is what the header says. Compile time is
+  single-threaded CPU work and moves most with load; compare libraries within one run.
 - **Compile.** qwt traces a compact program (no per-gate SVD in the graph): one gate table, up to
   three scans (bond classes χ/4, χ/2, χ), each a 3-way switch (SVD gate, QR centre moves left and
-  right) with a custom VJP. On this machine each backward scan costs 3-5 s of XLA compile, and the
-  user's plain loops add 576 (72q) scalar slices of θ that are traced, stacked and transposed. The
-  compile does not grow with depth (tests/test_mps.py checks the scan count), but it is above 10 s
-  here. Fewer classes would save a scan each and cost step time.
+  right) with a custom VJP. Each backward scan costs seconds of XLA compile, and the user's plain
+  loops add 576 (72q) scalar slices of θ that are traced, stacked and transposed. The compile does
+  not grow with depth (tests/test_mps.py checks the scan count), but at 72 qubits it is above 10 s. Fewer classes would save a scan each and cost step time.
 - **24-qubit step.** qwt pads every bond to its class size and keeps the orthogonality centre next
   to each gate with one QR row per gate (the price of optimal truncation). quimb uses the exact bond
   sizes: in layer 4 half of qwt's SVDs are 32x32 where 16x16 would do. What would close the gap:

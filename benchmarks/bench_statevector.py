@@ -231,17 +231,8 @@ def _tc_fns(workload, n, L, B, scan):
 
     wj = jnp.asarray(w)
 
-    if kernel:
-        # The batched path QuantumLayer/QTHA use: the shared circuit compiled once into a layered
-        # program, the per-sample RY(x) encoding passed as kernel inputs (no vmap).
-        def loss(theta, xs):
-            program, operands = qwt.kernels.compile_layered(qwt.Circuit(n).repeat(layer, theta), zs)
-            return jnp.sum(qwt.kernels.layered_expectations(program, operands, xs) * wj[None, :])
-
-    else:
-
-        def loss(theta, xs):
-            return jnp.sum(jax.vmap(outputs, in_axes=(None, 0))(theta, xs) * wj[None, :])
+    def loss(theta, xs):
+        return jnp.sum(jax.vmap(outputs, in_axes=(None, 0))(theta, xs) * wj[None, :])
 
     return jax.value_and_grad(loss, argnums=(0, 1)), (jnp.asarray(theta), jnp.asarray(xs))
 
