@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +35,7 @@ import numpy as np
 from jax import lax
 from jax.experimental import pallas as pl
 
+from qwt.circuit import check_wires
 from qwt.kernels import blocks as _blocks
 from qwt.kernels import xla_ops as _xla
 
@@ -66,14 +66,10 @@ def _check(state, gates):
         if not isinstance(g, (tuple, list)) or len(g) != 2:
             raise TypeError("each diagonal gate must be a (phase_table, wires) pair")
         table, wires = g
-        if any(isinstance(w, bool) or not isinstance(w, numbers.Integral) for w in wires):
-            raise TypeError(f"wires must be Python ints, got {tuple(wires)}")
-        wires = tuple(int(w) for w in wires)
+        wires = check_wires(wires, n, "apply_diagonal_gates")
         k = len(wires)
         if k == 0 or k > MAX_DIAGONAL_WIRES:
             raise ValueError(f"a diagonal gate spans 1..{MAX_DIAGONAL_WIRES} wires, got {wires}")
-        if len(set(wires)) != k or any(not 0 <= w < n for w in wires):
-            raise ValueError(f"wires {wires} must be distinct and in [0, {n})")
         table = jnp.asarray(table)
         if jnp.iscomplexobj(table):
             raise TypeError("phase tables are real phases (radians); take jnp.angle of a diagonal first")

@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
+from qwt.circuit import check_wires
 from qwt.kernels import blocks as _blocks
 from qwt.kernels import xla_ops as _xla
 
@@ -61,14 +61,10 @@ def _check(state, gates):
         if not isinstance(g, (tuple, list)) or len(g) != 2:
             raise TypeError("each gate must be a (matrix, wires) pair")
         m, wires = g
-        if any(isinstance(w, bool) or not isinstance(w, numbers.Integral) for w in wires):
-            raise TypeError(f"wires must be Python ints, got {tuple(wires)}")
-        wires = tuple(int(w) for w in wires)
+        wires = check_wires(wires, n, "apply_gates")
         k = len(wires)
         if k == 0 or k > MAX_GATE_WIRES:
             raise ValueError(f"a gate acts on 1..{MAX_GATE_WIRES} wires, got {wires}")
-        if len(set(wires)) != k or any(not 0 <= w < n for w in wires):
-            raise ValueError(f"wires {wires} must be distinct and in [0, {n})")
         m = jnp.asarray(m)
         if m.shape != (2**k, 2**k):
             raise ValueError(f"a gate on {k} wire(s) needs a {2**k}x{2**k} matrix, got shape {m.shape}")
