@@ -45,19 +45,11 @@ __all__ = ["apply_diagonal_gates", "apply_diagonal_gates_reference", "apply_phas
 MAX_DIAGONAL_WIRES = 4
 
 
-def _n_qubits(state):
-    dim = state.shape[-1] if state.ndim else 0
-    n = int(round(math.log2(dim))) if dim > 0 else -1
-    if n < 1 or 2**n != dim:
-        raise ValueError(f"state's last axis must have length 2**n (n >= 1), got shape {state.shape}")
-    return n
-
-
 def _check(state, gates):
     state = jnp.asarray(state)
     if not jnp.issubdtype(state.dtype, jnp.complexfloating):
         raise TypeError(f"state must be complex64 or complex128, got {state.dtype}")
-    n = _n_qubits(state)
+    n = _xla.n_qubits_of(state)
     if not gates:
         raise ValueError("give at least one (phase_table, wires) gate")
     out = []
@@ -276,7 +268,7 @@ def apply_phase_pallas(state, phase, *, interpret: bool = False):
     state = jnp.asarray(state)
     if jnp.iscomplexobj(phase):
         raise TypeError("apply_phase: phase must be real (use apply_diagonal for complex diagonals)")
-    n = _n_qubits(state)
+    n = _xla.n_qubits_of(state)
     if phase.shape[-1] != state.shape[-1]:
         raise ValueError(f"apply_phase: phase length {phase.shape[-1]} != state length {state.shape[-1]}")
     real = jnp.finfo(state.dtype).dtype

@@ -50,10 +50,7 @@ def _check(state, gates):
     state = jnp.asarray(state)
     if not jnp.issubdtype(state.dtype, jnp.complexfloating):
         raise TypeError(f"state must be complex64 or complex128, got {state.dtype}")
-    dim = state.shape[-1] if state.ndim else 0
-    n = int(round(math.log2(dim))) if dim > 0 else -1
-    if n < 1 or 2**n != dim:
-        raise ValueError(f"state's last axis must have length 2**n (n >= 1), got shape {state.shape}")
+    n = _xla.n_qubits_of(state)
     if not gates:
         raise ValueError("give at least one (matrix, wires) gate")
     out, union = [], set()

@@ -28,16 +28,21 @@ import jax.numpy as jnp
 __all__ = ["apply_matrix", "apply_matrix_batched", "apply_diagonal", "apply_phase", "apply_permutation"]
 
 
-def _n_qubits(state) -> int:
-    dim = state.shape[-1]
+def n_qubits_of(state) -> int:
+    """The qubit count ``n`` of a state ``(*batch, 2**n)``; shared by every kernel module.
+
+    Raises:
+      ValueError: a last axis that is not ``2**n`` with ``n >= 1`` (a circuit has a qubit at least).
+    """
+    dim = state.shape[-1] if state.ndim else 0
     n = int(round(math.log2(dim))) if dim > 0 else -1
-    if n < 0 or 2**n != dim:
-        raise ValueError(f"state's last axis must have length 2**n, got {dim}")
+    if n < 1 or 2**n != dim:
+        raise ValueError(f"state's last axis must have length 2**n (n >= 1), got shape {state.shape}")
     return n
 
 
 def _check(state, matrix_shape, wires) -> tuple[int, int]:
-    n = _n_qubits(state)
+    n = n_qubits_of(state)
     k = len(wires)
     if k == 0:
         raise ValueError("apply_matrix: give at least one wire")
@@ -122,7 +127,7 @@ def apply_matrix_batched(state, matrices, wires, *, interpret: bool = False):
 def apply_diagonal(state, diagonal, *, interpret: bool = False):
     """``state * diagonal``; ``diagonal`` broadcasts against ``state`` from the right."""
     del interpret
-    _n_qubits(state)
+    n_qubits_of(state)
     if diagonal.shape[-1] != state.shape[-1]:
         raise ValueError(f"apply_diagonal: diagonal length {diagonal.shape[-1]} != state length {state.shape[-1]}")
     d = diagonal.astype(state.dtype)
@@ -132,7 +137,7 @@ def apply_diagonal(state, diagonal, *, interpret: bool = False):
 def apply_phase(state, phase, *, interpret: bool = False):
     """``state * exp(1j * phase)`` for a real ``phase``; one fused elementwise pass."""
     del interpret
-    _n_qubits(state)
+    n_qubits_of(state)
     if jnp.iscomplexobj(phase):
         raise TypeError("apply_phase: phase must be real (use apply_diagonal for complex diagonals)")
     if phase.shape[-1] != state.shape[-1]:
@@ -146,7 +151,7 @@ def apply_phase(state, phase, *, interpret: bool = False):
 def apply_permutation(state, perm, *, interpret: bool = False):
     """``out[..., i] = state[..., perm[i]]``: one gather along the last axis."""
     del interpret
-    _n_qubits(state)
+    n_qubits_of(state)
     if perm.ndim != 1 or perm.shape[0] != state.shape[-1]:
         raise ValueError(f"apply_permutation: perm must have shape ({state.shape[-1]},), got {perm.shape}")
     if not jnp.issubdtype(perm.dtype, jnp.integer):
