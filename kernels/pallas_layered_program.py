@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qwt.circuit import Circuit, Operation, Repeat, as_observable
+from qwt.circuit import Circuit, Operation, Repeat, as_observable, check_observable_wires
 from qwt.circuit import gates as _gates
 
 __all__ = ["Segment", "LayeredProgram", "compile_circuit", "origin_circuit", "split_qubits", "MAX_QUBITS"]
@@ -377,9 +377,7 @@ def compile_circuit(circuit: Circuit, observables, dtype=jnp.complex64):
     obs = [as_observable(o) for o in ([observables] if single else observables)]
     if not obs:
         raise ValueError("give at least one observable")
-    for o in obs:
-        if o.wires and o.wires[-1] >= n:
-            raise ValueError(f"observable acts on wire {o.wires[-1]} but the circuit has {n} qubits")
+    check_observable_wires(obs, n)
     h, l = split_qubits(n)
     segments, Ls, Rs, Ds = [], [], [], []
     plain: list[Operation] = []

@@ -25,7 +25,7 @@ from typing import Iterable
 import jax
 import numpy as np
 
-__all__ = ["PauliString", "Observable", "X", "Y", "Z", "I", "as_observable"]
+__all__ = ["PauliString", "Observable", "X", "Y", "Z", "I", "as_observable", "check_observable_wires"]
 
 # Single-qubit Pauli products: (a, b) -> (phase, result); "I" is the identity.
 _MUL = {
@@ -176,6 +176,19 @@ def as_observable(obj) -> Observable:
     if isinstance(obj, PauliString):
         return Observable([obj])
     raise TypeError(f"expected an observable built from qwt.X/Y/Z/I, got {type(obj).__name__}")
+
+
+def check_observable_wires(observables: Iterable[Observable], n_qubits: int, what: str = "circuit") -> None:
+    """Raises ``ValueError`` if any observable names a wire outside ``[0, n_qubits)``.
+
+    Args:
+      observables: normalised observables (see :func:`as_observable`).
+      n_qubits: the register width they are measured on.
+      what: the noun used in the message ("circuit", "state", "layer").
+    """
+    for o in observables:
+        if o.wires and o.wires[-1] >= n_qubits:
+            raise ValueError(f"observable acts on wire {o.wires[-1]} but the {what} has {n_qubits} qubits")
 
 
 def X(wire: int) -> PauliString:

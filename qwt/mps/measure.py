@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qwt.circuit import Circuit, as_observable
+from qwt.circuit import Circuit, as_observable, check_observable_wires
 from qwt.mps.simulate import move_center, state
 from qwt.mps.tensors import MPS
 
@@ -73,9 +73,7 @@ def expectation(circuit_or_mps, observable, max_bond: int | None = None, cutoff:
             raise ValueError("expectation: max_bond/cutoff apply to a circuit, not to an MPS that is already built")
     else:
         raise TypeError(f"expected a qwt.Circuit or qwt.mps.MPS, got {type(circuit_or_mps).__name__}")
-    for o in obs:
-        if o.wires and o.wires[-1] >= n:
-            raise ValueError(f"observable acts on wire {o.wires[-1]} but the state has {n} qubits")
+    check_observable_wires(obs, n, "state")
     if isinstance(circuit_or_mps, Circuit):
         if max_bond is None:
             raise ValueError("expectation of a circuit needs max_bond (the MPS bond dimension χ)")

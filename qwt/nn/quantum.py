@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from qwt.circuit import Circuit, Z, as_observable
+from qwt.circuit import Circuit, Z, as_observable, check_observable_wires
 from qwt.nn import ansatz as _ansatz
 from qwt.nn import encoding as _enc
 
@@ -103,8 +103,7 @@ def _check_observables(observables, n_qubits: int) -> tuple:
         for coeff, _ in o.terms:
             if not isinstance(coeff, float):
                 raise TypeError("QuantumLayer observables need fixed float coefficients (they are static)")
-        if o.wires and o.wires[-1] >= n_qubits:
-            raise ValueError(f"observable acts on wire {o.wires[-1]} but the layer has {n_qubits} qubits")
+    check_observable_wires(obs, n_qubits, "layer")
     return obs
 
 

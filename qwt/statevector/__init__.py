@@ -30,7 +30,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from qwt.circuit import Circuit, as_observable, check_state_dtype
+from qwt.circuit import Circuit, as_observable, check_observable_wires, check_state_dtype
 from qwt.statevector import adjoint, execute, measure, plan, reference
 from qwt.statevector.adjoint import simulate
 
@@ -135,9 +135,7 @@ def expectation(circuit: Circuit, observable, initial_state=None, dtype=jnp.comp
         obs = [as_observable(observable)]
     if not isinstance(circuit, Circuit):
         raise TypeError(f"expected a qwt.Circuit, got {type(circuit).__name__}")
-    for o in obs:
-        if o.wires and o.wires[-1] >= circuit.n_qubits:
-            raise ValueError(f"observable acts on wire {o.wires[-1]} but the circuit has {circuit.n_qubits} qubits")
+    check_observable_wires(obs, circuit.n_qubits)
     n = circuit.n_qubits
     psi = state(circuit, initial_state, dtype)
     probs = jnp.real(psi) ** 2 + jnp.imag(psi) ** 2
