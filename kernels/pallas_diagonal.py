@@ -35,7 +35,6 @@ import numpy as np
 from jax import lax
 from jax.experimental import pallas as pl
 
-from qwt.circuit import check_wires
 from qwt.kernels import blocks as _blocks
 from qwt.kernels import xla_ops as _xla
 
@@ -46,25 +45,13 @@ MAX_DIAGONAL_WIRES = 4
 
 
 def _check(state, gates):
-    state = jnp.asarray(state)
-    if not jnp.issubdtype(state.dtype, jnp.complexfloating):
-        raise TypeError(f"state must be complex64 or complex128, got {state.dtype}")
-    n = _xla.n_qubits_of(state)
-    if not gates:
-        raise ValueError("give at least one (phase_table, wires) gate")
-    out = []
+    state, n, pairs = _xla.check_gate_list(state, gates, MAX_DIAGONAL_WIRES, "apply_diagonal_gates", "(phase_table, wires)")
     real = jnp.finfo(state.dtype).dtype
-    for g in gates:
-        if not isinstance(g, (tuple, list)) or len(g) != 2:
-            raise TypeError("each diagonal gate must be a (phase_table, wires) pair")
-        table, wires = g
-        wires = check_wires(wires, n, "apply_diagonal_gates")
-        k = len(wires)
-        if k == 0 or k > MAX_DIAGONAL_WIRES:
-            raise ValueError(f"a diagonal gate spans 1..{MAX_DIAGONAL_WIRES} wires, got {wires}")
-        table = jnp.asarray(table)
+    out = []
+    for table, wires in pairs:
         if jnp.iscomplexobj(table):
             raise TypeError("phase tables are real phases (radians); take jnp.angle of a diagonal first")
+        k = len(wires)
         if table.shape != (2**k,):
             raise ValueError(f"a diagonal gate on {k} wire(s) needs a phase table of shape ({2**k},), got {table.shape}")
         out.append((table.astype(real), wires))

@@ -34,7 +34,6 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
-from qwt.circuit import check_wires
 from qwt.kernels import blocks as _blocks
 from qwt.kernels import xla_ops as _xla
 
@@ -47,22 +46,10 @@ MAX_RUN_WIRES = 6
 
 
 def _check(state, gates):
-    state = jnp.asarray(state)
-    if not jnp.issubdtype(state.dtype, jnp.complexfloating):
-        raise TypeError(f"state must be complex64 or complex128, got {state.dtype}")
-    n = _xla.n_qubits_of(state)
-    if not gates:
-        raise ValueError("give at least one (matrix, wires) gate")
+    state, n, pairs = _xla.check_gate_list(state, gates, MAX_GATE_WIRES, "apply_gates", "(matrix, wires)")
     out, union = [], set()
-    for g in gates:
-        if not isinstance(g, (tuple, list)) or len(g) != 2:
-            raise TypeError("each gate must be a (matrix, wires) pair")
-        m, wires = g
-        wires = check_wires(wires, n, "apply_gates")
+    for m, wires in pairs:
         k = len(wires)
-        if k == 0 or k > MAX_GATE_WIRES:
-            raise ValueError(f"a gate acts on 1..{MAX_GATE_WIRES} wires, got {wires}")
-        m = jnp.asarray(m)
         if m.shape != (2**k, 2**k):
             raise ValueError(f"a gate on {k} wire(s) needs a {2**k}x{2**k} matrix, got shape {m.shape}")
         union.update(wires)

@@ -25,6 +25,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from qwt.circuit import check_wires
+
 __all__ = ["apply_matrix", "apply_matrix_batched", "apply_diagonal", "apply_phase", "apply_permutation"]
 
 
@@ -39,6 +41,35 @@ def n_qubits_of(state) -> int:
     if n < 1 or 2**n != dim:
         raise ValueError(f"state's last axis must have length 2**n (n >= 1), got shape {state.shape}")
     return n
+
+
+def check_gate_list(state, gates, max_wires: int, what: str, item: str):
+    """Validates ``(array, wires)`` gate lists taken by the fused kernels; returns ``state, n, gates``.
+
+    Checks the state (complex, last axis ``2**n``), that the list is non-empty, that each entry is
+    a pair, and each wire tuple (ints, in range, distinct, 1..``max_wires`` of them). The array of
+    each pair is returned as a JAX array; its shape and dtype are the caller's to check.
+
+    Raises:
+      TypeError: a real state, an entry that is not a pair, a non-int wire.
+      ValueError: an empty list, wires out of range, repeated or too many.
+    """
+    state = jnp.asarray(state)
+    if not jnp.issubdtype(state.dtype, jnp.complexfloating):
+        raise TypeError(f"state must be complex64 or complex128, got {state.dtype}")
+    n = n_qubits_of(state)
+    if not gates:
+        raise ValueError(f"give at least one {item} gate")
+    out = []
+    for g in gates:
+        if not isinstance(g, (tuple, list)) or len(g) != 2:
+            raise TypeError(f"each gate must be a {item} pair")
+        arr, wires = g
+        wires = check_wires(wires, n, what)
+        if not 1 <= len(wires) <= max_wires:
+            raise ValueError(f"{what}: a gate acts on 1..{max_wires} wires, got {wires}")
+        out.append((jnp.asarray(arr), wires))
+    return state, n, out
 
 
 def _check(state, matrix_shape, wires) -> tuple[int, int]:
