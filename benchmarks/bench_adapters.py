@@ -153,9 +153,8 @@ def report(records, cfg, quick):
         "# bench_adapters: LoRA vs DoRA vs QTHA on one transformer block",
         "",
         f"Machine: {machine_description()}; load average at the end of the run "
-        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} on 2 cores, so every time here is inflated and "
-        "noisy: the same LoRA step measured 22.1 s, 9.8 s and 6.3 s in three earlier runs today "
-        "(earlier QNN implementations gave QTHA/LoRA = 1.78, 2.11 and 1.51 in those runs).",
+        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} on 2 cores (the benchmark itself keeps about "
+        "two busy; more means other work shared the machine and the times are inflated).",
         "",
         f"Block: hidden {cfg['hidden']}, {cfg['heads']} heads / {cfg['kv_heads']} KV heads of {cfg['head_dim']}, "
         f"MLP {cfg['mlp']}, batch {cfg['batch']} x seq {cfg['seq']} = {cfg['batch'] * cfg['seq']} tokens, float32; "

@@ -470,7 +470,7 @@ def report(records, quick, total_s):
     lines += ["## Why targets are missed (read from this run's numbers)", ""] + [f"- {x}" for x in _why(records)] + [""]
     loads = [r["loadavg_1min"] for r in records if "loadavg_1min" in r]
     lines += [
-        "Notes: the machine is shared with other jobs, so times are noisy (minimum of repeats reported)."
+        "Notes: times are noisy from run to run (minimum of repeats reported; see the machine line for whether other jobs shared it)."
         f" The 1-minute load average on this {os.cpu_count()}-core machine, read after each case, ranged"
         f" {min(loads, default=0):.1f}–{max(loads, default=0):.1f}: absolute times (compile above all, which is"
         " single-threaded CPU work) are inflated accordingly, while the speed-up ratios compare runs"

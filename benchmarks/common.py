@@ -59,11 +59,16 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine_description(note: str | None = "shared machine: other jobs ran at the same time") -> str:
+_DEFAULT_NOTE = "shared machine: other jobs ran at the same time"
+
+
+def machine_description(note: str | None = _DEFAULT_NOTE) -> str:
     """One line naming the machine and software, for results files.
 
     Args:
-      note: free text appended at the end (e.g. that the machine was shared); None for none.
+      note: free text appended at the end (e.g. that the machine was shared); None for none. The
+        environment variable ``QWT_BENCH_NOTE`` replaces the default note (say so when the
+        machine was idle: ``QWT_BENCH_NOTE="idle machine, one benchmark at a time"``).
 
     Returns:
       e.g. ``"AMD EPYC, 2 cores, x86_64, jax 0.10.2 / jaxlib 0.10.2, backend cpu (shared machine: ...)"``.
@@ -79,6 +84,8 @@ def machine_description(note: str | None = "shared machine: other jobs ran at th
         f"{_cpu_model()}, {cores} cores, {platform.machine()}, jax {jax.__version__} / jaxlib "
         f"{jaxlib.__version__}, backend {backend}"
     )
+    if note == _DEFAULT_NOTE:
+        note = os.environ.get("QWT_BENCH_NOTE", note)
     return f"{text} ({note})" if note else text
 
 

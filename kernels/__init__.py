@@ -1,4 +1,4 @@
-"""qwt.kernels: the state-update primitives behind one dispatch point (XLA on CPU; Pallas on GPU/TPU).
+"""qwt.kernels: the state-update primitives behind one dispatch point (Pallas on GPU; XLA elsewhere).
 
 Installed only as ``qwt.kernels`` (see pyproject.toml): there is no top-level ``kernels``.
 
@@ -22,7 +22,9 @@ Ops (all take ``impl: str | None = None`` and ``interpret: bool = False`` keywor
 * ``apply_permutation(state, perm)``: ``out[..., i] = state[..., perm[i]]`` for an integer index
   map ``perm`` of shape ``(2**n,)`` (a fused run of X / CNOT / SWAP / Toffoli gates).
 
-``impl=None`` picks ``"pallas"`` on GPU/TPU when one is registered for the op, else ``"xla"``.
+``impl=None`` picks ``"pallas"`` on GPU when one is registered for the op, else ``"xla"``. The
+Pallas kernels are written for the Triton lowering; TPU runs the XLA ops (the kernels' blocks do
+not meet Mosaic's (8, 128) tiling rule yet, see :func:`qwt.kernels.blocks.default_to_pallas`).
 ``interpret=True`` runs Pallas kernels in interpret mode (CPU tests); the XLA versions ignore it.
 Implementations are registered with :func:`register`; modules named ``pallas_*.py`` in this
 package are imported at the end of this file and register themselves.
@@ -42,8 +44,7 @@ import importlib
 import pkgutil
 from typing import Callable
 
-import jax
-
+from qwt.kernels import blocks as _blocks
 from qwt.kernels import xla_ops as _xla
 
 __all__ = [
@@ -83,7 +84,7 @@ def implementations(op: str) -> tuple[str, ...]:
 
 
 def resolve(op: str, impl: str | None = None) -> Callable:
-    """The implementation of ``op`` that ``impl`` selects (``None``: Pallas on GPU/TPU, else XLA).
+    """The implementation of ``op`` that ``impl`` selects (``None``: Pallas on GPU, else XLA).
 
     Raises:
       ValueError: unknown op or an implementation not registered for it.
@@ -92,7 +93,7 @@ def resolve(op: str, impl: str | None = None) -> Callable:
         raise ValueError(f"unknown kernel op {op!r}; ops are {OPS}")
     table = _IMPLS[op]
     if impl is None:
-        impl = "pallas" if jax.default_backend() in ("gpu", "tpu", "cuda", "rocm") and "pallas" in table else "xla"
+        impl = "pallas" if "pallas" in table and _blocks.default_to_pallas() else "xla"
     if impl not in table:
         raise ValueError(f"kernel op {op!r} has no implementation {impl!r}; registered: {sorted(table)}")
     return table[impl]

@@ -247,11 +247,10 @@ _phase_planes.defvjp(_phase_planes_fwd, _phase_planes_bwd)
 def apply_phase_pallas(state, phase, *, interpret: bool = False):
     """``qwt.kernels.apply_phase``'s Pallas implementation: ``state * exp(1j * phase)``.
 
-    On a backend the kernel does not lower for (TPU) this runs the XLA implementation instead,
-    so the dispatch table never fails there.
+    Raises:
+      ValueError: compiled (not interpret) on a backend the kernel does not lower for (CPU, TPU).
     """
-    if not _blocks.pallas_available(interpret):
-        return _xla.apply_phase(state, phase)
+    _blocks.require_pallas(interpret, "apply_phase")
     state = jnp.asarray(state)
     if jnp.iscomplexobj(phase):
         raise TypeError("apply_phase: phase must be real (use apply_diagonal for complex diagonals)")

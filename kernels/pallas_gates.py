@@ -316,12 +316,15 @@ def apply_gates(state, gates, *, impl: str | None = None, interpret: bool = Fals
 def apply_matrix_pallas(state, matrix, wires, *, interpret: bool = False):
     """``qwt.kernels.apply_matrix``'s Pallas implementation (one gate on any wires).
 
-    Gates on more than ``MAX_GATE_WIRES`` wires (the simulators' fused blocks may be wider),
-    non-2-D matrices, and backends the kernel does not lower for (TPU) go to the XLA
-    implementation, so the dispatch table never fails on them.
+    Gates on more than ``MAX_GATE_WIRES`` wires (the simulators' fused blocks may be wider) and
+    non-2-D matrices go to the XLA implementation (the kernel holds at most ``2**5`` slices).
+
+    Raises:
+      ValueError: compiled (not interpret) on a backend the kernel does not lower for (CPU, TPU).
     """
+    _blocks.require_pallas(interpret, "apply_matrix")
     wires = tuple(wires)
-    if len(wires) > MAX_GATE_WIRES or jnp.ndim(matrix) != 2 or not _blocks.pallas_available(interpret):
+    if len(wires) > MAX_GATE_WIRES or jnp.ndim(matrix) != 2:
         return _xla.apply_matrix(state, matrix, wires)
     return _apply_pallas(state, [(matrix, wires)], bool(interpret))
 

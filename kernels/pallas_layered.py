@@ -15,7 +15,8 @@ w.r.t. circuit angles and observable coefficients follow by ordinary autodiff of
 construction, which runs outside the kernel.
 
 Public entry: :func:`layered_expectations` (also reachable through ``qwt.kernels``), with the
-jnp reference :func:`layered_expectations_reference` (the XLA path) in the same module.
+plain-jnp reference :func:`layered_expectations_reference` (the test oracle) in the same module;
+``impl="xla"`` runs the cache-blocked XLA implementation in :mod:`qwt.kernels.xla_layered`.
 
 Example:
     >>> import jax, jax.numpy as jnp, qwt
@@ -38,7 +39,8 @@ from jax import lax
 from jax.experimental import pallas as pl
 
 from qwt.kernels import blocks as _blocks
-from qwt.kernels.pallas_layered_program import LayeredProgram, split_qubits
+from qwt.kernels import xla_layered as _xla_layered
+from qwt.kernels.pallas_layered_program import LayeredProgram, segment_operands, split_qubits
 
 __all__ = ["layered_expectations", "layered_expectations_reference", "layered_terms_pallas"]
 
@@ -88,13 +90,7 @@ def _reference_terms(program: LayeredProgram, ops, inputs, precision=_HI):
     for q in range(n):
         psi = (psi[:, :, None] * jnp.stack([c[:, q], s[:, q]], axis=-1)[:, None, :]).reshape(B, -1)
     psi = psi.reshape(B, 2**h, 2**l).astype(dtype)
-    t0 = d0 = 0
-    for seg in program.segments:
-        tpr, dpr, rep = seg.terms_per_repeat, seg.diags_per_repeat, seg.repeats
-        L = ops["L"][t0 : t0 + tpr * rep].reshape(rep, tpr, 2**h, 2**h)
-        R = ops["R"][t0 : t0 + tpr * rep].reshape(rep, tpr, 2**l, 2**l)
-        D = ops["D"][d0 : d0 + dpr * rep].reshape(rep, dpr, 2**h, 2**l)
-        t0, d0 = t0 + tpr * rep, d0 + dpr * rep
+    for seg, L, R, D in segment_operands(program, ops):
 
         def body(psi, xs, kinds=seg.kinds):
             Lr, Rr, Dr = xs
@@ -125,7 +121,7 @@ def _reference_terms(program: LayeredProgram, ops, inputs, precision=_HI):
 
 
 def layered_expectations_reference(program: LayeredProgram, operands, inputs, *, precision: str = "highest"):
-    """The XLA implementation of :func:`layered_expectations` (also its test oracle).
+    """:func:`layered_expectations` in plain jnp: one complex state per sample (the test oracle).
 
     Args:
       program: from :func:`qwt.kernels.pallas_layered_program.compile_circuit`.
@@ -556,7 +552,9 @@ def layered_expectations(
     if impl is None:
         impl = "pallas" if interpret or _blocks.default_to_pallas(program.n_qubits) else "xla"
     if impl == "xla":
-        return layered_expectations_reference(program, operands, inputs, precision=precision)
+        inputs = _check(program, operands, inputs)
+        terms = _xla_layered.layered_terms_xla(program, operands, inputs, precision=_PRECISIONS[_check_precision(precision)])
+        return jnp.matmul(terms, operands["C"].astype(terms.dtype), precision=_HI)
     _blocks.require_pallas(interpret, "layered_expectations")
     terms = layered_terms_pallas(program, operands, inputs, interpret=interpret, precision=precision)
     return jnp.matmul(terms, operands["C"].astype(terms.dtype), precision=_HI)

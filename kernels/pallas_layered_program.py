@@ -41,7 +41,7 @@ import numpy as np
 from qwt.circuit import Circuit, Operation, Repeat, as_observable, check_observable_wires
 from qwt.circuit import gates as _gates
 
-__all__ = ["Segment", "LayeredProgram", "compile_circuit", "origin_circuit", "split_qubits", "MAX_QUBITS"]
+__all__ = ["Segment", "LayeredProgram", "compile_circuit", "origin_circuit", "segment_operands", "split_qubits", "MAX_QUBITS"]
 
 #: Largest register the batched kernel holds on chip (2**12 amplitudes per sample).
 MAX_QUBITS = 12
@@ -102,6 +102,21 @@ class LayeredProgram:
     @property
     def n_readout_terms(self) -> int:
         return sum(t for _, t in self.groups)
+
+
+def segment_operands(program: LayeredProgram, operands):
+    """Per segment, ``(segment, L, R, D)`` with a leading repeat axis, ready for ``lax.scan``:
+    ``L (repeats, terms_per_repeat, 2**h, 2**h)``, ``R (.., 2**l, 2**l)``, ``D (repeats,
+    diags_per_repeat, 2**h, 2**l)`` (the jnp paths' view of the flat operand arrays)."""
+    h, l = split_qubits(program.n_qubits)
+    t0 = d0 = 0
+    for seg in program.segments:
+        tpr, dpr, rep = seg.terms_per_repeat, seg.diags_per_repeat, seg.repeats
+        L = operands["L"][t0 : t0 + tpr * rep].reshape(rep, tpr, 2**h, 2**h)
+        R = operands["R"][t0 : t0 + tpr * rep].reshape(rep, tpr, 2**l, 2**l)
+        D = operands["D"][d0 : d0 + dpr * rep].reshape(rep, dpr, 2**h, 2**l)
+        yield seg, L, R, D
+        t0, d0 = t0 + tpr * rep, d0 + dpr * rep
 
 
 # ------------------------------------------------------------------------------ embedding helpers

@@ -112,6 +112,33 @@ def test_random_circuit_with_pauli_strings_and_coefficients():
     assert abs(float(got[1][2])) > 1e-3  # the observable coefficient gets a gradient
 
 
+def test_xla_path_in_chunks_matches_reference_and_statevector(monkeypatch):
+    """The cache-blocked XLA path (planes, real steps, chunks) against the plain-jnp oracle and the
+    simulator: complex steps, several read-out bases, and a batch the chunk size does not divide."""
+    n, seed, batch = 5, 2, 7
+    build, n_angles = _random_circuit(n, seed)
+    obs = [qwt.Z(0), 0.7 * qwt.X(1) * qwt.Y(n - 1) - 0.3 * qwt.Z(n - 1), qwt.Y(0) + qwt.X(n - 2) * qwt.Z(1)]
+    monkeypatch.setattr(blocks, "XLA_CHUNK_AMPLITUDES", 3 * 2**n)  # 3 rows per chunk: 3 chunks, 2 padded rows
+    assert blocks.xla_layered_rows(n, batch) == 3
+
+    def via(fn):
+        def f(x, theta):
+            prog, ops = lp.compile_circuit(build(theta), obs)
+            assert len(prog.groups) > 1 and any(not k[2] for s in prog.segments for k in s.kinds if k[0] == "dense")
+            return fn(prog, ops, x)
+
+        return f
+
+    theta = jax.random.uniform(jax.random.PRNGKey(seed), (n_angles,), minval=-3.0, maxval=3.0)
+    x = jax.random.uniform(jax.random.PRNGKey(seed + 10), (batch, n), minval=-3.0, maxval=3.0)
+    ct = jax.random.normal(jax.random.PRNGKey(4), (batch, len(obs)))
+    got = _value_and_grads(via(lambda p, o, x: pk.layered_expectations(p, o, x, impl="xla")), ct, x, theta)
+    _assert_close(got, _value_and_grads(via(pk.layered_expectations_reference), ct, x, theta), 2e-5)
+    _assert_close(got, _value_and_grads(_encoded_sv(build, obs, n), ct, x, theta), 3e-5)
+    with pytest.raises(ValueError, match="batch"):
+        blocks.xla_layered_rows(n, 0)
+
+
 def test_complex128(x64):
     n = 3
     obs = [qwt.Z(i) for i in range(n)] + [qwt.X(0) * qwt.X(2)]
@@ -165,7 +192,7 @@ def test_default_impl_on_cpu_is_xla_and_bad_input():
     prog, ops = lp.compile_circuit(lp.origin_circuit(jnp.ones((1, 4, n))), qwt.Z(0))
     x = jnp.ones((2, n))
     default = jax.jit(lambda o, x: pk.layered_expectations(prog, o, x))(ops, x)
-    np.testing.assert_array_equal(default, jax.jit(lambda o, x: pk.layered_expectations_reference(prog, o, x))(ops, x))
+    np.testing.assert_array_equal(default, jax.jit(lambda o, x: pk.layered_expectations(prog, o, x, impl="xla"))(ops, x))
     with pytest.raises(ValueError, match="impl"):
         pk.layered_expectations(prog, ops, x, impl="cuda")
     with pytest.raises(ValueError, match="interpret=True"):  # compiled Pallas needs a GPU

@@ -165,3 +165,14 @@ def test_diagonal_bad_input():
         pd.apply_diagonal_gates(jnp.zeros(6, jnp.complex64), [(jnp.zeros(2), (0,))], impl="pallas")
     with pytest.raises(TypeError, match="real"):
         kernels.apply_phase(psi, jnp.zeros(8, jnp.complex64), impl="pallas", interpret=True)
+
+
+def test_compiled_pallas_refused_off_gpu():
+    """``impl="pallas"`` without ``interpret`` names the backend instead of silently running XLA;
+    ``impl=None`` picks XLA here (CPU), as it does on TPU."""
+    psi = jnp.zeros(8, jnp.complex64).at[0].set(1)
+    with pytest.raises(ValueError, match="cpu backend is not supported"):
+        kernels.apply_phase(psi, jnp.zeros(8), impl="pallas")
+    with pytest.raises(ValueError, match="cpu backend is not supported"):
+        kernels.apply_matrix(psi, jnp.eye(2, dtype=jnp.complex64), (1,), impl="pallas")
+    assert kernels.resolve("apply_matrix") is kernels.resolve("apply_matrix", "xla")

@@ -199,13 +199,16 @@ def test_gradients_equal_the_full_circuit_gradients():
 
 @pytest.mark.parametrize("simulator", ["statevector", "layered"])
 def test_large_batches_run_in_chunks(monkeypatch, simulator):
+    from qwt.kernels import blocks
+
     import qwt.nn.quantum as quantum
 
     obs = [qwt.Z(0), qwt.X(1) * qwt.Z(2)]
     layer = QuantumLayer(3, layers=1, ansatz="hea", observables=obs, simulator=simulator, rngs=nnx.Rngs(2))
     x = jax.random.normal(jax.random.key(3), (7, 3))
     whole = jax.jit(lambda x: layer(x))(x)  # 7 rows -> one 3 + 3 qubit state, one padded row
-    monkeypatch.setattr(quantum, "ROWS_AMPLITUDES", 2**5)  # 4 rows per chunk -> 2 chunks via lax.map
+    monkeypatch.setattr(quantum, "ROWS_AMPLITUDES", 2**5)  # statevector: 4 rows per chunk -> 2 chunks
+    monkeypatch.setattr(blocks, "XLA_CHUNK_AMPLITUDES", 2**5)  # layered: 4 rows per chunk -> 2 chunks
     chunked = jax.jit(lambda x: layer(x))(x)  # a new function: traced again with the patch
     np.testing.assert_allclose(chunked, whole, atol=1e-6)
     assert layer(jnp.zeros((0, 3))).shape == (0, 2)

@@ -14,7 +14,7 @@ Simulators (all exact except ``"mps"`` below its exact bond dimension):
   ``QuantumLayer._batched_statevector``; this measured faster than ``jax.vmap`` of the simulator);
 * ``"layered"``: the same state vector, with the ansatz and read-out compiled by
   ``qwt.kernels.compile_layered`` and run by ``qwt.kernels.layered_expectations`` (the batched
-  Pallas kernel on GPU, its XLA reference elsewhere); QTHA's default, faster than
+  Pallas kernel on GPU, its cache-blocked XLA implementation elsewhere); QTHA's default, faster than
   ``"statevector"`` for the QTHA shape (see ``benchmarks/bench_adapters.py``). The program encodes
   with RY on ``|0…0⟩`` (RX/RZ encodings become fixed gates in front of the ansatz) and holds at
   most 12 qubits: amplitude encoding or more qubits run the ``"statevector"`` path instead, with
@@ -42,6 +42,7 @@ import numpy as np
 from flax import nnx
 
 from qwt.circuit import Circuit, Z, as_observable, check_observable_wires
+from qwt.kernels import blocks as _blocks
 from qwt.nn import ansatz as _ansatz
 from qwt.nn import encoding as _enc
 
@@ -51,8 +52,9 @@ SIMULATORS = ("statevector", "layered", "mps")
 ENCODINGS = ("angle", "amplitude")
 
 
-#: Amplitudes per simulated batch state (2**22 complex64 = 32 MiB): 4096 tokens at 10 qubits.
-ROWS_AMPLITUDES = 2**22
+#: Amplitudes per simulated batch state on the state-vector path: cache-sized chunks (see
+#: ``qwt.kernels.blocks.XLA_CHUNK_AMPLITUDES``; 128 rows at 10 qubits).
+ROWS_AMPLITUDES = _blocks.XLA_CHUNK_AMPLITUDES
 
 def _measure_rows(psi, observables, n: int):
     """⟨ψ_b|O|ψ_b⟩ for every row ``b`` of ``psi`` (shape ``(B, 2**n)``) and every observable.
@@ -208,7 +210,7 @@ class QuantumLayer(nnx.Module):
         runs the fused kernels over the whole batch, and its adjoint backward pass takes each
         gate's angle gradient as one contraction over all rows (instead of one per row, which is
         what ``vmap`` of the simulator's ``custom_vjp`` computes and then sums). Batches beyond
-        ``ROWS_AMPLITUDES`` amplitudes run in sequential chunks (``lax.map``) to bound memory.
+        ``ROWS_AMPLITUDES`` amplitudes run in sequential chunks (``lax.map``) that stay in cache.
         """
         from qwt import statevector
 
@@ -269,16 +271,12 @@ class QuantumLayer(nnx.Module):
 
         The ansatz (with its read-out) compiles to one layered program whose angles are shared by
         the batch; ``layered_expectations`` runs it as the Pallas kernel on GPU and as its XLA
-        reference elsewhere. Two exact shortcuts for Origin's ansatz with RY encoding / Z-only
-        observables (see :meth:`_program_circuit`). On the XLA path, batches beyond
-        ``ROWS_AMPLITUDES`` amplitudes run in chunks under ``lax.map`` with ``jax.checkpoint``,
-        so the backward pass stores one chunk's intermediates at a time (the Pallas kernel tiles
-        the batch itself).
+        implementation elsewhere; both tile the batch themselves (the XLA one in cache-sized
+        chunks, see :mod:`qwt.kernels.xla_layered`). Two exact shortcuts for Origin's ansatz with
+        RY encoding / Z-only observables (see :meth:`_program_circuit`).
         """
         from qwt import kernels
-        from qwt.kernels import blocks
 
-        n, rows = self.n_qubits, flat.shape[0]
         origin = self.ansatz == "origin"
         fold = origin and self.rotation == "ry"
         z_only = all(all(p == "Z" for _, p in paulis) for o in self.observables for _, paulis in o.terms)
@@ -286,17 +284,7 @@ class QuantumLayer(nnx.Module):
         theta = _enc.scale_inputs(flat, self.input_scaling)
         if fold:
             theta = theta + self.weights[...][0, 0][None, :].astype(theta.dtype)
-
-        def run(t):
-            return kernels.layered_expectations(program, operands, t)
-
-        per = max(1, min(rows, ROWS_AMPLITUDES >> n))
-        if per >= rows or blocks.default_to_pallas(n):
-            return run(theta)
-        n_chunks = -(-rows // per)
-        theta = jnp.pad(theta, ((0, n_chunks * per - rows), (0, 0))).reshape(n_chunks, per, n)
-        out = jax.lax.map(jax.checkpoint(run), theta)
-        return out.reshape(n_chunks * per, -1)[:rows]
+        return kernels.layered_expectations(program, operands, theta)
 
     def __call__(self, x):
         """Expectation values per row.

@@ -16,7 +16,7 @@ Shapes and defaults:
   CRZ ring i→i+1, RY all, CRZ ring i→i−1), ``rotation = "ry"``, ``input_scaling = "arctan"``,
   read-out ⟨Z_i⟩ on every qubit; simulator ``"layered"`` (exact state vector: the circuit compiled
   by ``qwt.kernels.compile_layered`` and run by ``qwt.kernels.layered_expectations``, the Pallas
-  kernel on GPU and its XLA reference elsewhere; measured faster than ``"statevector"`` for this
+  kernel on GPU and its cache-blocked XLA implementation elsewhere; measured faster than ``"statevector"`` for this
   batch-of-circuits shape in ``benchmarks/bench_adapters.py``), or ``"statevector"`` / ``"mps"``
   (with ``max_bond``).
 * ``D``: ``K = n_cores = 3`` cores, ``d_in`` and ``r`` split by :func:`qwt.nn.factorize` (balanced,
