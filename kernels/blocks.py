@@ -22,6 +22,7 @@ __all__ = [
     "backend_of",
     "triton_params",
     "default_to_pallas",
+    "select_impl",
     "pallas_available",
     "require_pallas",
     "LayeredTiles",
@@ -98,6 +99,20 @@ def default_to_pallas(n_qubits: int | None = None) -> bool:
     if jax.default_backend() != "gpu":
         return False
     return n_qubits is None or layered_supported(n_qubits, "gpu")
+
+
+def select_impl(impl: str | None, interpret: bool, n_qubits: int | None = None) -> str:
+    """``"xla"`` or ``"pallas"`` for an entry's ``impl`` argument: ``None`` means Pallas in interpret
+    mode or where :func:`default_to_pallas` says so, XLA otherwise.
+
+    Raises:
+      ValueError: ``impl`` not ``None``, ``"xla"`` or ``"pallas"``.
+    """
+    if impl not in (None, "xla", "pallas"):
+        raise ValueError(f"impl must be None, 'xla' or 'pallas', got {impl!r}")
+    if impl is None:
+        return "pallas" if interpret or default_to_pallas(n_qubits) else "xla"
+    return impl
 
 
 def pallas_available(interpret: bool) -> bool:

@@ -190,11 +190,7 @@ def apply_diagonal_gates(state, gates, *, impl: str | None = None, interpret: bo
     Raises:
       ValueError / TypeError: malformed gates or state, or an unknown ``impl``.
     """
-    if impl not in (None, "xla", "pallas"):
-        raise ValueError(f"impl must be None, 'xla' or 'pallas', got {impl!r}")
-    if impl is None:
-        impl = "pallas" if interpret or _blocks.default_to_pallas() else "xla"
-    if impl == "xla":
+    if _blocks.select_impl(impl, interpret) == "xla":
         return apply_diagonal_gates_reference(state, gates)
     _check(state, gates)  # bad input is reported before the backend
     _blocks.require_pallas(interpret, "apply_diagonal_gates")

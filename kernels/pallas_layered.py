@@ -547,11 +547,7 @@ def layered_expectations(
     Raises:
       ValueError: unknown ``impl`` or mismatched shapes.
     """
-    if impl not in (None, "xla", "pallas"):
-        raise ValueError(f"impl must be None, 'xla' or 'pallas', got {impl!r}")
-    if impl is None:
-        impl = "pallas" if interpret or _blocks.default_to_pallas(program.n_qubits) else "xla"
-    if impl == "xla":
+    if _blocks.select_impl(impl, interpret, program.n_qubits) == "xla":
         inputs = _check(program, operands, inputs)
         terms = _xla_layered.layered_terms_xla(program, operands, inputs, precision=_PRECISIONS[_check_precision(precision)])
         return jnp.matmul(terms, operands["C"].astype(terms.dtype), precision=_HI)

@@ -41,7 +41,7 @@ import numpy as np
 from qwt.circuit import Circuit, Operation, Repeat, as_observable, check_observable_wires
 from qwt.circuit import gates as _gates
 
-__all__ = ["Segment", "LayeredProgram", "compile_circuit", "origin_circuit", "segment_operands", "split_qubits", "MAX_QUBITS"]
+__all__ = ["Segment", "LayeredProgram", "compile_circuit", "origin_circuit", "origin_layer", "segment_operands", "split_qubits", "MAX_QUBITS"]
 
 #: Largest register the batched kernel holds on chip (2**12 amplitudes per sample).
 MAX_QUBITS = 12
@@ -441,6 +441,27 @@ def compile_circuit(circuit: Circuit, observables, dtype=jnp.complex64):
     return LayeredProgram(n, tuple(segments), groups, len(obs)), operands
 
 
+def origin_layer(c: Circuit, p, offset: int = 0, *, first_ry: bool = True, last_ring: bool = True) -> None:
+    """Appends one layer of Origin Quantum's VQC to ``c``; ``p`` has shape ``(4, n)``.
+
+    The layer (see :func:`origin_circuit`) acts on wires ``offset … offset+n−1``. ``first_ry=False``
+    / ``last_ring=False`` leave out its first RY layer / second CRZ ring, for callers that apply
+    them exactly in another way (``QuantumLayer``'s ``"layered"`` path: RY folded into the RY
+    encoding, a final diagonal ring invisible to a Z-basis read-out). ``qwt.nn.ansatz`` re-exports it.
+    """
+    n, o = p.shape[1], offset
+    if first_ry:
+        for i in range(n):
+            c.ry(o + i, p[0, i])
+    for i in range(n - 1, -1, -1):
+        c.crz(o + i, o + (i + 1) % n, p[1, i])
+    for i in range(n):
+        c.ry(o + i, p[2, i])
+    if last_ring:
+        for i in [n - 1, *range(n - 1)]:
+            c.crz(o + i, o + (i - 1) % n, p[3, i])
+
+
 def origin_circuit(weights) -> Circuit:
     """Origin Quantum's QNN layers (the QTHA quantum path) as a ``repeat`` circuit.
 
@@ -464,16 +485,4 @@ def origin_circuit(weights) -> Circuit:
     weights = jnp.asarray(weights)
     if weights.ndim != 3 or weights.shape[1] != 4:
         raise ValueError(f"origin weights must have shape (layers, 4, n_qubits), got {weights.shape}")
-    n = weights.shape[2]
-
-    def layer(c, p):
-        for q in range(n):
-            c.ry(q, p[0, q])
-        for i in range(n - 1, -1, -1):
-            c.crz(i, (i + 1) % n, p[1, i])
-        for q in range(n):
-            c.ry(q, p[2, q])
-        for i in [n - 1] + list(range(n - 1)):
-            c.crz(i, (i - 1) % n, p[3, i])
-
-    return Circuit(n).repeat(layer, weights)
+    return Circuit(weights.shape[2]).repeat(origin_layer, weights)

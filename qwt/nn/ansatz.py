@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 
 from qwt.circuit import Circuit
+from qwt.kernels.pallas_layered_program import origin_layer  # one builder for the kernels and the layers
 
 __all__ = ["ANSATZE", "param_shape", "build", "origin_layer", "hea_layer"]
 
@@ -57,27 +58,6 @@ def param_shape(name: str, n_qubits: int, layers: int) -> tuple[int, ...]:
     if name == "hea":
         return (layers, 2, n_qubits)
     return (layers, n_qubits, 3)
-
-
-def origin_layer(c: Circuit, p, offset: int = 0, *, first_ry: bool = True, last_ring: bool = True) -> None:
-    """One layer of Origin Quantum's VQC (see the module docstring); ``p`` has shape ``(4, n)``.
-
-    The ansatz acts on wires ``offset … offset+n−1`` (``n = p.shape[1]``). ``first_ry=False`` /
-    ``last_ring=False`` leave out the layer's first RY layer / second CRZ ring, for callers that
-    apply them exactly in another way (``QuantumLayer``'s ``"layered"`` path: RY folded into the
-    RY encoding, a final diagonal ring invisible to a Z-basis read-out).
-    """
-    n, o = p.shape[1], offset
-    if first_ry:
-        for i in range(n):
-            c.ry(o + i, p[0, i])
-    for i in range(n - 1, -1, -1):
-        c.crz(o + i, o + (i + 1) % n, p[1, i])
-    for i in range(n):
-        c.ry(o + i, p[2, i])
-    if last_ring:
-        for i in [n - 1, *range(n - 1)]:
-            c.crz(o + i, o + (i - 1) % n, p[3, i])
 
 
 def hea_layer(c: Circuit, p, offset: int = 0) -> None:
