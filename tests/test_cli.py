@@ -1,5 +1,5 @@
-"""The ``qwt`` command end to end on the built-in tiny model: the embedded default (--quick) with its
-cache, finetune/eval/generate with checkpoint reload, and every bad-input path."""
+"""The ``qwt`` command end to end on the built-in tiny model: the comparison (--quick) and its
+resume, finetune/eval/generate with checkpoint reload, and every bad-input path."""
 
 import json
 import subprocess
@@ -9,39 +9,31 @@ import numpy as np
 import pytest
 
 from qwt.cli import main
-from qwt.training import Checkpointer, default_plan, pretrain_base, read_jsonl
-from qwt.training.compare import _cache_key
+from qwt.training import Checkpointer
 
 TINY = ["--model", "builtin:tiny", "--dataset", "maths:ages", "--n-train", "32", "--max-len", "96",
         "--batch-size", "4", "--warmup", "0", "--log-every", "1"]
 
 
 def test_compare_quick_end_to_end(tmp_path, capsys):
-    cache, out = tmp_path / "cache", tmp_path / "out"
-    assert main(["compare", "--quick", "--cache-dir", str(cache), "--out", str(out)]) == 0
+    out = tmp_path / "out"
+    assert main(["compare", "--quick", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "pretraining builtin:tiny" in text
     table = [line for line in text.splitlines() if line.startswith("| ")]
-    assert table[0].startswith("| method | trainable params") and [t.split("|")[1].strip() for t in table[1:]] == ["lora", "qtha"]
+    assert table[0].startswith("| arm | method | trainable")
+    assert [t.split("|")[1].strip() for t in table[1:]] == ["base", "lora", "qtha"]
     result = json.loads((out / "compare.json").read_text())
-    rows = {r["method"]: r for r in result["rows"]}
-    plan = default_plan(quick=True)
-    for method, row in rows.items():
-        assert row["step"] == plan.job.train.steps and np.isfinite(row["final_loss"])
-        assert 0.0 <= row["strict_accuracy"] <= 1.0 and row["n_eval"] == plan.job.n_eval
-        recs = read_jsonl(out / method / "metrics.jsonl")
-        assert len(recs) == plan.job.train.steps // plan.job.train.log_every + 1
-        assert recs[-1]["strict_accuracy"] == row["strict_accuracy"]  # the final eval record
-    # LoRA rank 8 on q_proj (64x64) and v_proj (64x32) in 2 layers: 2 * 8 * ((64+64) + (64+32)).
-    assert rows["lora"]["trainable"] == 2 * 8 * (128 + 96)
+    rows = {r["arm"]: r for r in result["rows"]}
+    assert rows["base"]["method"] == "base" and rows["base"]["trainable"] == 0
+    # LoRA rank 2 on q_proj (64x64) and v_proj (64x32) in 2 layers: 2 * 2 * ((64+64) + (64+32)).
+    assert rows["lora"]["trainable"] == 2 * 2 * (128 + 96)
     assert 0 < rows["qtha"]["trainable"] < rows["lora"]["trainable"]
-    assert (out / "curves.png").stat().st_size > 1000 and (out / "compare.md").read_text().startswith("| method")
-    # The pretrained base is cached under a key of its config: the second call reuses it at once.
-    directory, info = pretrain_base(plan, cache)
-    assert info["cached"] and (directory / "config.json").exists() and (directory / "tokenizer.json").exists()
-    assert result["pretrain"]["final_loss"] == info["final_loss"]
-    other = plan.replace(pretrain=plan.pretrain.replace(seed=1))
-    assert _cache_key(other) != _cache_key(plan) and not (cache / f"base-{_cache_key(other)}").exists()
+    assert "acc_diff" in rows["qtha"] and "acc_diff" not in rows["lora"]
+    for name in ("loss_curves.png", "accuracy.png", "params_vs_accuracy.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Finished: a second call redoes nothing and reports the same rows.
+    assert main(["compare", "--quick", "--out", str(out)]) == 0
+    assert json.loads((out / "compare.json").read_text())["rows"] == result["rows"]
 
 
 def test_finetune_reload_eval_generate_and_mismatch(tmp_path, capsys):
@@ -88,7 +80,8 @@ def test_nan_loss_through_cli_keeps_last_checkpoint(tmp_path, capsys):
     (["finetune", "--model", "builtin:tiny", "--dataset", "maths:poetry"], "unknown maths families"),
     (["finetune", "--model", "builtin:tiny", "--steps", "0"], "steps must be >= 1"),
     (["finetune", "--adapter", "rank"], "KEY=VALUE"),
-    (["compare", "--adapter", "bogus:rank=2"], "METHOD:KEY=VALUE"),
+    (["compare", "--train", "x.jsonl"], "--train and --eval go together"),
+    (["compare", "--train", "/no/such.jsonl", "--eval", "/no/such.jsonl"], "dataset file not found"),
     (["eval", "/no/such/run"], "no checkpoint"),
 ])
 def test_bad_input_is_a_clear_error(argv, message, capsys):

@@ -56,6 +56,9 @@ def test_wheel_has_qwt_kernels_and_no_top_level_kernels(wheel):
     assert not [n for n in names if n.startswith("kernels/")]
     tops = {n.split("/")[0] for n in names if not n.startswith("qwt-")}
     assert tops == {"qwt"}
+    # The base model `qwt compare` fine-tunes ships inside the wheel (nothing is downloaded).
+    base = {n.rsplit("/", 1)[1] for n in names if n.startswith("qwt/models/pretrained/maths-small/")}
+    assert base == {"config.json", "model.safetensors", "tokenizer.json", "recipe.json"}
 
 
 def test_regular_install_imports_qwt_kernels_only(wheel, tmp_path):

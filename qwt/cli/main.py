@@ -1,8 +1,10 @@
-"""The ``qwt`` command: ``finetune``, ``eval``, ``generate`` and ``compare``.
+"""The ``qwt`` command: ``finetune``, ``eval``, ``generate``, ``compare`` and ``pretrain``.
 
-``qwt compare`` with no model is the embedded default job (see ``qwt.training.compare``): a small
-built-in model pretrained on generated maths (cached), then LoRA vs QTHA fine-tuned on held-out
-problem families with the same budget; it prints one table and writes one plot.
+``qwt compare`` is the embedded default job (see ``qwt.training.plans``): the shipped base
+``pretrained:maths-small`` scored as is, then LoRA r=8 and QTHA-4q fine-tuned on the built-in
+R1-Distill-SFT-shaped trace task with one budget, scored on 560 held-out test problems; ``--full``
+runs every method and control with a learning-rate sweep and three seeds (``qwt.training.study``).
+``qwt pretrain`` remakes the shipped base from its recipe.
 
 Example:
     >>> from qwt.cli import main
@@ -115,17 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--template", default=None, help="prompt template (default: the run's)")
 
-    cmp_ = sub.add_parser("compare", help="fine-tune several methods with the same budget: one table, one plot")
-    cmp_.add_argument("--model", help="base model directory (default: the embedded built-in job)")
-    cmp_.add_argument("--methods", type=_csv, help="comma-separated methods (default lora,qtha)")
-    cmp_.add_argument("--adapter", action="append", metavar="METHOD:KEY=VALUE", help="per-method adapter setting")
-    cmp_.add_argument("--quick", action="store_true", help="the <= 1 minute smoke version")
-    cmp_.add_argument("--steps", type=int, help="fine-tuning steps per method")
-    cmp_.add_argument("--pretrain-steps", type=int, help="pretraining steps of the built-in base")
-    cmp_.add_argument("--seed", type=int, default=0)
-    cmp_.add_argument("--cache-dir", help="pretrained-base cache (default ~/.cache/qwt or $QWT_CACHE_DIR)")
+    cmp_ = sub.add_parser("compare", help="base vs adapters under one budget: seeds, sweep, CIs, plots")
+    cmp_.add_argument("--full", action="store_true",
+                      help="every method and control, learning-rate sweep, 3 seeds (resumable; hours on a CPU)")
+    cmp_.add_argument("--quick", action="store_true", help="a seconds-long smoke run on a random tiny model")
+    cmp_.add_argument("--model", help="base model directory (default: the shipped pretrained:maths-small)")
+    cmp_.add_argument("--train", help="training dataset file (with --eval: run the plan on your data)")
+    cmp_.add_argument("--eval", dest="eval_file", help="test dataset file")
+    cmp_.add_argument("--format", dest="data_format", default="auto", choices=["auto", "alpaca", "chat", "reasoning"])
+    cmp_.add_argument("--steps", type=int, help="fine-tuning steps per run (default: the plan's budget)")
+    cmp_.add_argument("--seed", type=int, default=0, help="seed of the default (one-seed) job")
     cmp_.add_argument("--out", default="runs/compare", help="output directory (default runs/compare)")
-    cmp_.add_argument("--no-resume", action="store_true", help="retrain every method even if checkpoints exist")
+
+    pre = sub.add_parser("pretrain", help="pretrain the shipped base model from its recipe (bit for bit)")
+    pre.add_argument("--out", required=True, help="new directory for the Hugging Face-layout checkpoint")
+    pre.add_argument("--quick", action="store_true", help="a seconds-long recipe on the tiny model")
+    pre.add_argument("--check", action="store_true",
+                     help="compare the result's SHA-256 with the shipped base's (exit 1 if it differs)")
     return parser
 
 
@@ -209,36 +217,54 @@ def _cmd_generate(args) -> int:
 def _cmd_compare(args) -> int:
     import time
 
-    from qwt.training import default_plan, format_table, run_compare
-    from qwt.training.compare import DEFAULT_ADAPTERS
+    from qwt.training import plans, study
+    from qwt.training.tasks import FileTask
 
     t0 = time.perf_counter()
-    plan = default_plan(quick=args.quick, seed=args.seed)
-    if args.model:
-        plan = plan.replace(base_model=args.model)
-    if args.methods:
-        plan = plan.replace(methods=args.methods)
-    adapters = {m: dict(plan.adapters.get(m, DEFAULT_ADAPTERS.get(m, {}))) for m in plan.methods}
-    for item in args.adapter or ():
-        method, sep, kv = item.partition(":")
-        if not sep or method not in adapters:
-            raise UsageError(f"--adapter expects METHOD:KEY=VALUE with METHOD in {list(adapters)}, got {item!r}")
-        adapters[method].update(_kv([kv]))
-    plan = plan.replace(adapters=adapters)
+    if (args.train is None) != (args.eval_file is None):
+        raise UsageError("--train and --eval go together (training file and test file)")
+    base = args.model or plans.BASE
+    task = FileTask(args.train, args.eval_file, args.data_format) if args.train else None
+    if args.quick:
+        plan = study.quick_plan()
+    elif args.full:
+        plan = plans.full_plan(base=base, task=task)
+    else:
+        plan = plans.default_plan(base=base, seed=args.seed)
+        if task is not None:
+            plan = plan.replace(task=task)
     if args.steps is not None:
         plan = plan.replace(job=plan.job.replace(train=plan.job.train.replace(steps=args.steps)))
-    if args.pretrain_steps is not None:
-        plan = plan.replace(pretrain=plan.pretrain.replace(steps=args.pretrain_steps))
-    result = run_compare(plan, args.out, cache_dir=args.cache_dir, resume=not args.no_resume,
-                         log=lambda m: print(m, flush=True))
+    result = study.run_study(plan, args.out, log=lambda m: print(m, flush=True))
     print()
-    print(format_table(result["rows"]))
-    print(f"\nwall time {time.perf_counter() - t0:.0f} s; table {pathlib.Path(args.out) / 'compare.md'}, "
-          f"plot {pathlib.Path(args.out) / 'curves.png'}")
+    print(study.format_study_table(result["rows"]))
+    print(f"\nwall time {time.perf_counter() - t0:.0f} s; report {pathlib.Path(args.out) / 'compare.md'}, "
+          f"plots {pathlib.Path(args.out)}/*.png")
     return 0
 
 
-_COMMANDS = {"finetune": _cmd_finetune, "eval": _cmd_eval, "generate": _cmd_generate, "compare": _cmd_compare}
+def _cmd_pretrain(args) -> int:
+    from qwt.training import pretrain as pt
+
+    recipe = pt.QUICK if args.quick else pt.MATHS_SMALL
+    info = pt.pretrain(recipe, args.out, log=lambda m: print(m, flush=True))
+    print(f"final loss {info['final_loss']:.4f}, {info['wall_s']:.0f} s; "
+          f"model.safetensors sha256 {info['sha256']['model.safetensors']}")
+    if args.check:
+        shipped = json.loads((pt.shipped_base() / "recipe.json").read_text())
+        if shipped["recipe"] != info["recipe"]:
+            print("qwt: error: --check compares the full recipe with the shipped base; drop --quick", file=sys.stderr)
+            return 2
+        same = shipped["sha256"] == info["sha256"]
+        print("identical to the shipped base" if same else
+              f"DIFFERS from the shipped base ({shipped['sha256']['model.safetensors']}; shipped with jax "
+              f"{shipped['versions']['jax']} on {shipped['machine']})")
+        return 0 if same else 1
+    return 0
+
+
+_COMMANDS = {"finetune": _cmd_finetune, "eval": _cmd_eval, "generate": _cmd_generate, "compare": _cmd_compare,
+             "pretrain": _cmd_pretrain}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -261,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TrainingDiverged, CheckpointError) as e:
         print(f"qwt: error: {e}", file=sys.stderr)
         return 1
-    except (UsageError, CheckpointMismatchError, DataError, ValueError, TypeError, FileNotFoundError) as e:
+    except (UsageError, CheckpointMismatchError, DataError, ValueError, TypeError, FileNotFoundError,
+            FileExistsError) as e:
         print(f"qwt: error: {e}", file=sys.stderr)
         return 2

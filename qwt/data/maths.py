@@ -2,7 +2,7 @@
 
 The embedded default task of ``qwt compare``: no download, texts short enough for a tiny
 character-level model (prompt + response ≤ 200 characters at difficulty 1), and only characters of
-:data:`ALPHABET` (ASCII letters, digits, space, newline and ``.,?:=+-*/#%()'``).
+:data:`ALPHABET` (ASCII letters, digits, space, newline and ``.,?:=+-*/#%()'<>``).
 
 Every response is the reasoning, one short sentence per step, then a newline and the final
 answer behind the ``#### `` marker, e.g. ``"3 * 4 = 12. 12 + 7 = 19.\\n#### 19"``; all answers are
@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import string
 from collections.abc import Callable, Iterable
@@ -40,9 +41,10 @@ import numpy as np
 from qwt.data.answers import extract_answer, strict_accuracy
 from qwt.data.examples import DataError, Example
 
-__all__ = ["FAMILIES", "ALPHABET", "generate", "extract_answer", "strict_accuracy"]
+__all__ = ["FAMILIES", "ALPHABET", "generate", "gsm8k_response", "trace_response", "native_response",
+           "native_answer", "reserved", "RESPONSE_STYLES", "extract_answer", "strict_accuracy"]
 
-ALPHABET = frozenset(string.ascii_letters + string.digits + " \n.,?:=+-*/#%()'")
+ALPHABET = frozenset(string.ascii_letters + string.digits + " \n.,?:=+-*/#%()'<>")
 
 _NAMES = ("Ann", "Bo", "Cal", "Dee", "Eli", "Fay", "Gus", "Ivy", "Jon", "Kim", "Lea", "Max",
           "Ned", "Ola", "Pat", "Rex", "Sam", "Tia", "Uma", "Zoe")
@@ -206,7 +208,7 @@ def _pct(r: _Draw, lo: int, hi: int, choices=(10, 20, 25, 50)):
 
 def _percentages(r: _Draw, d: int):
     if d == 1:
-        p, base = _pct(r, 10, 400)
+        p, base = _pct(r, 10, 990)
         return f"What is {p}% of {base}?", [f"{base} * {p} / 100 = {base * p // 100}."], base * p // 100
     if d == 2:
         p, base = _pct(r, 20, 400, (10, 20, 25, 30, 40, 50, 75))
@@ -245,6 +247,78 @@ def _ages(r: _Draw, d: int):
              f"{total - 2 * y} / {k + 1} = {young}."], young)
 
 
+def gsm8k_response(steps: list[str], answer: int) -> str:
+    """The default layout: the steps on one line, then ``#### answer`` (GSM8K style).
+
+    Example:
+        >>> gsm8k_response(["3 * 4 = 12.", "12 + 7 = 19."], 19)
+        '3 * 4 = 12. 12 + 7 = 19.\\n#### 19'
+    """
+    return " ".join(steps) + f"\n#### {answer}"
+
+
+def trace_response(steps: list[str], answer: int) -> str:
+    """R1-Distill-SFT's shape: a ``<think>`` block with one numbered step a line, then ``#### answer``.
+
+    The fine-tuning target of ``qwt compare``'s built-in task; the shipped base model never saw it.
+
+    Example:
+        >>> trace_response(["3 * 4 = 12.", "12 + 7 = 19."], 19)
+        '<think>\\nStep 1: 3 * 4 = 12.\\nStep 2: 12 + 7 = 19.\\n</think>\\n#### 19'
+    """
+    lines = [f"Step {i}: {s}" for i, s in enumerate(steps, 1)]
+    return "<think>\n" + "\n".join(lines) + f"\n</think>\n#### {answer}"
+
+
+def native_response(steps: list[str], answer: int) -> str:
+    """The shipped base model's pretraining layout: the steps, then ``Result: answer``.
+
+    It carries no marker that :func:`qwt.data.extract_answer` reads (no ``####``, no "the answer
+    is"), so a base that only knows this layout scores 0 strict accuracy on the trace task until it
+    learns the new format; :func:`native_answer` reads it for the base's own-format reference.
+
+    Example:
+        >>> native_response(["3 * 4 = 12.", "12 + 7 = 19."], 19)
+        '3 * 4 = 12. 12 + 7 = 19.\\nResult: 19'
+    """
+    return " ".join(steps) + f"\nResult: {answer}"
+
+
+def native_answer(text: str) -> str | None:
+    """The number after the last ``Result:`` of a :func:`native_response` text, or None.
+
+    Example:
+        >>> native_answer("2 + 2 = 4.\\nResult: 4"), native_answer("no marker")
+        ('4', None)
+    """
+    found = None
+    for line in text.splitlines():
+        if line.startswith("Result:"):
+            found = line[len("Result:"):].strip().rstrip(".") or None
+    return found
+
+
+def reserved(prompt: str) -> bool:
+    """Whether a prompt belongs to the quarter of the problem space kept for evaluation.
+
+    A fixed hash of the prompt text, so the split does not depend on seeds or on which families
+    are drawn together: the shipped base's pretraining corpus and every fine-tuning set use only
+    unreserved prompts, validation and test sets only reserved ones, so no evaluation problem was
+    ever seen in training, in any layout.
+
+    Example:
+        >>> sum(reserved(e.prompt) for e in generate(400, seed=3)) / 400  # about a quarter
+        0.2425
+    """
+    return int(hashlib.sha256(prompt.encode()).hexdigest()[:8], 16) % 4 == 0
+
+
+RESPONSE_STYLES: dict[str, Callable[[list[str], int], str]] = {
+    "gsm8k": gsm8k_response, "trace": trace_response, "native": native_response,
+}
+"""Response layouts by name (the dataset specs ``maths:``, ``trace:`` and the pretraining recipe)."""
+
+
 _GENERATORS: dict[str, Callable[[_Draw, int], tuple[str, list[str], int]]] = {
     "arithmetic": _arithmetic,
     "shopping": _shopping,
@@ -273,18 +347,20 @@ def _check_families(families) -> tuple[str, ...]:
     return families
 
 
-def _one(family: str, difficulty: int, seed: int, index: int, attempt: int) -> Example:
+def _one(family: str, difficulty: int, seed: int, index: int, attempt: int, render) -> Example:
     # Seeding by (seed, family, index, attempt): generate(n) is a prefix of generate(n + k), and an
     # example does not depend on which other families were requested alongside it.
     rng = np.random.default_rng([seed, FAMILIES.index(family), difficulty, index, attempt])
     prompt, steps, answer = _GENERATORS[family](_Draw(rng), difficulty)
     if answer < 0:  # every family is built so this cannot happen; guard the invariant anyway
         raise AssertionError(f"{family} produced a negative answer: {prompt}")
-    return Example(prompt, " ".join(steps) + f"\n#### {answer}", str(answer), family)
+    return Example(prompt, render(steps, answer), str(answer), family)
 
 
 def generate(n: int, *, families: Iterable[str] | str | None = None, difficulty: int = 1, seed: int = 0,
-             unique: bool = False, exclude: Iterable[str] = ()) -> list[Example]:
+             unique: bool = False, exclude: Iterable[str] = (),
+             render: Callable[[list[str], int], str] = gsm8k_response,
+             where: Callable[[str], bool] | None = None) -> list[Example]:
     """``n`` maths word problems with worked reasoning and a ``#### answer`` line.
 
     Args:
@@ -295,6 +371,11 @@ def generate(n: int, *, families: Iterable[str] | str | None = None, difficulty:
         seed: non-negative integer; the same arguments always give the same list.
         unique: redraw an example whose prompt already appeared in this call.
         exclude: prompts to avoid (e.g. the training prompts, when drawing an evaluation set).
+        render: ``render(steps, answer) -> response`` lays out the reasoning (default
+            :func:`gsm8k_response`; :func:`trace_response`, :func:`native_response` or your own).
+            The draw does not depend on it: the same seed gives the same problems in every layout.
+        where: optional predicate on the prompt; problems failing it are redrawn (e.g.
+            :func:`reserved` for evaluation sets, ``lambda p: not reserved(p)`` for training).
 
     Returns:
         A list of :class:`~qwt.data.Example` with ``answer`` (a non-negative integer as text) and
@@ -320,13 +401,15 @@ def generate(n: int, *, families: Iterable[str] | str | None = None, difficulty:
     families = _check_families(families)
     if isinstance(exclude, str):
         raise TypeError("exclude must be a collection of prompts, not a single string")
+    if not callable(render):
+        raise TypeError(f"render must be a callable (steps, answer) -> str, got {type(render).__name__}")
     avoid = set(exclude)
     out = []
     for i in range(int(n)):
         family = families[i % len(families)]
         for attempt in range(1000):
-            ex = _one(family, difficulty, int(seed), i, attempt)
-            if ex.prompt not in avoid:
+            ex = _one(family, difficulty, int(seed), i, attempt, render)
+            if ex.prompt not in avoid and (where is None or where(ex.prompt)):
                 break
         else:
             raise DataError(f"could not draw a new {family!r} problem at difficulty {difficulty} after 1000 "

@@ -11,6 +11,9 @@ with ``Circuit.repeat`` so simulators scan over the layers (compile time indepen
   Note: the last layer's second CRZ ring is diagonal, so it commutes with a Z-basis read-out: with
   the default ⟨Z_i⟩ observables its ``n`` angles never change the outputs (their gradient is
   exactly 0). qwt keeps them for fidelity to the published circuit.
+* ``"origin_product"`` — the ``"origin"`` layer with both CRZ rings removed (a control without
+  entanglement): RY(p[0, i]) then RY(p[1, i]) on every qubit, parameters ``(layers, 2, n)``. Only
+  single-qubit gates, so the state stays a product state.
 * ``"hea"`` — hardware-efficient: RY(p[0, i]) then RZ(p[1, i]) on every qubit, then CNOT(i, i+1)
   for ``i = 0 … n−2``. Parameters ``(layers, 2, n)``.
 * ``"strongly_entangling"`` — PennyLane's ``StronglyEntanglingLayers``: Rot(φ, θ, ω) =
@@ -35,9 +38,9 @@ import functools
 from qwt.circuit import Circuit
 from qwt.kernels.pallas_layered_program import origin_layer  # one builder for the kernels and the layers
 
-__all__ = ["ANSATZE", "param_shape", "build", "origin_layer", "hea_layer"]
+__all__ = ["ANSATZE", "param_shape", "build", "origin_layer", "origin_product_layer", "hea_layer"]
 
-ANSATZE = ("origin", "hea", "strongly_entangling")
+ANSATZE = ("origin", "origin_product", "hea", "strongly_entangling")
 
 
 def param_shape(name: str, n_qubits: int, layers: int) -> tuple[int, ...]:
@@ -55,7 +58,7 @@ def param_shape(name: str, n_qubits: int, layers: int) -> tuple[int, ...]:
         if n_qubits < 2:
             raise ValueError("the 'origin' ansatz has CRZ rings and needs at least 2 qubits")
         return (layers, 4, n_qubits)
-    if name == "hea":
+    if name in ("hea", "origin_product"):
         return (layers, 2, n_qubits)
     return (layers, n_qubits, 3)
 
@@ -67,6 +70,15 @@ def hea_layer(c: Circuit, p, offset: int = 0) -> None:
         c.ry(o + i, p[0, i]).rz(o + i, p[1, i])
     for i in range(n - 1):
         c.cnot(o + i, o + i + 1)
+
+
+def origin_product_layer(c: Circuit, p, offset: int = 0) -> None:
+    """One ``"origin_product"`` layer: RY(p[0, i]) then RY(p[1, i]) on every qubit; ``p``: ``(2, n)``."""
+    n, o = p.shape[1], offset
+    for i in range(n):
+        c.ry(o + i, p[0, i])
+    for i in range(n):
+        c.ry(o + i, p[1, i])
 
 
 def _strongly_entangling(c: Circuit, params, offset: int) -> None:
@@ -96,6 +108,8 @@ def build(circuit: Circuit, name: str, params, offset: int = 0) -> Circuit:
         raise ValueError(f"ansatz {name!r} on {n} qubits needs params of shape {expected}, got {params.shape}")
     if name == "origin":
         return circuit.repeat(functools.partial(origin_layer, offset=offset), params)
+    if name == "origin_product":
+        return circuit.repeat(functools.partial(origin_product_layer, offset=offset), params)
     if name == "hea":
         return circuit.repeat(functools.partial(hea_layer, offset=offset), params)
     _strongly_entangling(circuit, params, offset)

@@ -1,10 +1,13 @@
-"""Parameter-efficient fine-tuning: QTHA, LoRA and DoRA adapters and model surgery.
+"""Parameter-efficient fine-tuning: QTHA, LoRA, DoRA and QuanTA adapters and model surgery.
 
 ``apply(model, method, targets, rngs=..., **cfg)`` wraps the named ``nnx.Linear`` layers in
 adapters; ``trainable(model)`` is the NNX filter of the adapter parameters (:class:`AdapterParam`);
 ``count(model)`` reports trainable vs total parameters; ``merge(model)`` folds the linear parts
 back into the base weights; ``adapter_config(model)`` returns the settings for checkpoints. The QTHA
-formula, shapes and defaults are documented in :mod:`qwt.peft.qtha`.
+formula, shapes and defaults are documented in :mod:`qwt.peft.qtha`, QuanTA's in :mod:`qwt.peft.quanta`.
+Controls for QTHA experiments: ``"mpo_only"`` (no nonlinear path, :class:`MPOOnlyLinear`),
+``"mpo_mlp"`` (the QNN replaced by an MLP of equal parameter count, :class:`MPOMLPLinear`) and
+``"qtha_noent"`` (a QNN without entangling gates, :class:`QTHANoEntLinear`).
 
 Example:
     >>> import jax.numpy as jnp, optax
@@ -26,11 +29,13 @@ Example:
 
 from qwt.peft.dora import DoRALinear
 from qwt.peft.lora import LoRALinear
-from qwt.peft.qtha import QTHALinear
+from qwt.peft.qtha import MPOMLPLinear, MPOOnlyLinear, QTHALinear, QTHANoEntLinear
+from qwt.peft.quanta import QuanTALinear
 from qwt.peft.surgery import METHODS, adapter_config, adapters, apply, merge
 from qwt.peft.variables import AdapterParam, count, trainable
 
 __all__ = [
     "apply", "merge", "trainable", "count", "adapter_config", "adapters", "AdapterParam",
-    "QTHALinear", "LoRALinear", "DoRALinear", "METHODS",
+    "QTHALinear", "LoRALinear", "DoRALinear", "QuanTALinear", "MPOOnlyLinear", "MPOMLPLinear",
+    "QTHANoEntLinear", "METHODS",
 ]

@@ -58,15 +58,22 @@ Example:
 
 from __future__ import annotations
 
+from typing import Literal
+
+import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from qwt.nn import ansatz as _ansatz
+from qwt.nn.encoding import scale_inputs
 from qwt.nn.mpo import MPOLinear, factorize
 from qwt.nn.quantum import QuantumLayer
 from qwt.peft.lora import check_base, check_positive_int
 from qwt.peft.variables import AdapterParam
 
-__all__ = ["QTHALinear"]
+__all__ = ["QTHALinear", "MixerMLP", "MPOOnlyLinear", "MPOMLPLinear", "QTHANoEntLinear"]
+
+MIXERS = ("qnn", "mlp", "none")
 
 
 def _shapes(given, d_in: int, d_out: int, n_cores: int, what: str):
@@ -92,6 +99,24 @@ def _jsonable(v):
     return [_jsonable(e) for e in v] if isinstance(v, tuple) else v
 
 
+class MixerMLP(nnx.Module):
+    """The classical control for the QNN: ``tanh(W2 · tanh(W1 · scale(h)))``, ``r → k → r``, no biases.
+
+    ``scale`` is the QNN's input scaling (``2·arctan`` by default) and the outputs lie in (−1, 1)
+    like ⟨Z⟩. ``W1``: ``(r, k)``, ``W2``: ``(k, r)``, Gaussian with std ``1/sqrt(fan_in)``; ``2·r·k``
+    parameters (``k = 2·qnn_layers`` matches Origin's ``4·r·qnn_layers`` angles).
+    """
+
+    def __init__(self, r: int, k: int, *, input_scaling: str = "arctan", rngs: nnx.Rngs):
+        self.w1 = AdapterParam(jax.random.normal(rngs.params(), (r, k), jnp.float32) / jnp.sqrt(r))
+        self.w2 = AdapterParam(jax.random.normal(rngs.params(), (k, r), jnp.float32) / jnp.sqrt(k))
+        self.input_scaling = input_scaling
+
+    def __call__(self, h):
+        a = scale_inputs(h.astype(jnp.float32), self.input_scaling)
+        return jnp.tanh(jnp.tanh(a @ self.w1[...]) @ self.w2[...])
+
+
 class QTHALinear(nnx.Module):
     """An ``nnx.Linear`` with a QTHA update (formula, shapes and defaults in the module docstring).
 
@@ -109,6 +134,9 @@ class QTHALinear(nnx.Module):
       n_cores: number of MPO cores when the factorisations are automatic (default 3).
       down_shapes, up_shapes: explicit ``(in_shape, out_shape)`` factorisations of D and U.
       scale: ``s`` (default 1.0).
+      mixer: the nonlinear path: ``"qnn"`` (default, QTHA), ``"mlp"`` (:class:`MixerMLP` with
+        exactly the QNN's parameter count, a classical control) or ``"none"`` (no nonlinear path
+        and no ``α``: ``Δ = s·U(β⊙Dx)``). Default: the class's ``default_mixer``.
       simulator, max_bond: QNN simulator (``"layered"`` default, ``"statevector"`` or ``"mps"``)
         and the MPS bond cap (``"mps"`` only).
       rngs: ``nnx.Rngs``.
@@ -120,6 +148,7 @@ class QTHALinear(nnx.Module):
     """
 
     method = "qtha"
+    default_mixer = "qnn"
 
     def __init__(
         self,
@@ -139,9 +168,15 @@ class QTHALinear(nnx.Module):
         scale: float = 1.0,
         simulator: str = "layered",
         max_bond: int | None = None,
+        mixer: Literal["qnn", "mlp", "none"] | None = None,
         rngs: nnx.Rngs,
     ):
         base = check_base(base)
+        mixer = self.default_mixer if mixer is None else mixer
+        if mixer not in MIXERS:
+            raise ValueError(f"unknown mixer {mixer!r}; choose one of {list(MIXERS)}")
+        if type(self) is not QTHALinear and mixer != self.default_mixer:
+            raise ValueError(f"{type(self).__name__} ({self.method!r}) has mixer {self.default_mixer!r}, got {mixer!r}")
         check_positive_int(n_qubits, "n_qubits")
         check_positive_int(n_cores, "n_cores")
         r = n_qubits if bottleneck is None else check_positive_int(bottleneck, "bottleneck")
@@ -161,9 +196,18 @@ class QTHALinear(nnx.Module):
         up_in, up_out = _shapes(up_shapes, r, d_out, n_cores, "up_shapes")
         self.base = base
         self.down = MPOLinear(down_in, down_out, bond=bond, param_type=AdapterParam, rngs=rngs)
-        self.qnn = qnn
         self.up = MPOLinear(up_in, up_out, bond=bond, zero_last=True, param_type=AdapterParam, rngs=rngs)
-        self.alpha = AdapterParam(jnp.ones((r,), jnp.float32))
+        self.mixer = mixer
+        if mixer == "qnn":
+            self.qnn = qnn
+        elif mixer == "mlp":
+            n_angles = int(jnp.prod(jnp.array(_ansatz.param_shape(ansatz, n_qubits, qnn_layers))))
+            if n_angles % (2 * r):
+                raise ValueError(f"mixer='mlp' needs the QNN's {n_angles} angles to be a multiple of 2r = {2 * r}")
+            self.mlp = MixerMLP(r, n_angles // (2 * r), input_scaling=input_scaling, rngs=rngs)
+            assert self.mlp.w1.size + self.mlp.w2.size == qnn.weights.size == n_angles
+        if mixer != "none":
+            self.alpha = AdapterParam(jnp.ones((r,), jnp.float32))
         self.beta = AdapterParam(jnp.ones((r,), jnp.float32))
         self.scale = float(scale)
         # Stored as a tuple of items: static module fields should be hashable.
@@ -172,7 +216,7 @@ class QTHALinear(nnx.Module):
             ("encoding", encoding), ("rotation", rotation), ("input_scaling", input_scaling), ("bottleneck", r),
             ("bond", _freeze(bond)), ("n_cores", n_cores),
             ("down_shapes", _freeze(down_shapes)), ("up_shapes", _freeze(up_shapes)),
-            ("scale", self.scale), ("simulator", simulator), ("max_bond", max_bond),
+            ("scale", self.scale), ("simulator", simulator), ("max_bond", max_bond), ("mixer", mixer),
         )  # fmt: skip
 
     @property
@@ -188,9 +232,11 @@ class QTHALinear(nnx.Module):
     def delta(self, x):
         """The update ``Δ(x) = s·U(α⊙QNN(Dx) + β⊙Dx)`` in float32, shape ``(..., d_out)``."""
         h = self.down(x.astype(jnp.float32))
-        q = self.qnn(h)
         lead = (1,) * (h.ndim - 1)
-        z = self.alpha[...].reshape(*lead, -1) * q + self.beta[...].reshape(*lead, -1) * h
+        z = self.beta[...].reshape(*lead, -1) * h
+        if self.mixer != "none":
+            q = self.qnn(h) if self.mixer == "qnn" else self.mlp(h)
+            z = self.alpha[...].reshape(*lead, -1) * q + z
         return self.scale * self.up(z)
 
     def __call__(self, x, **kwargs):
@@ -210,3 +256,28 @@ class QTHALinear(nnx.Module):
         k[...] = (k[...].astype(jnp.float32) + self.delta_kernel()).astype(k.dtype)
         self.beta[...] = jnp.zeros_like(self.beta[...])
         return self
+
+
+class MPOOnlyLinear(QTHALinear):
+    """Control: QTHA without the nonlinear path, ``Δ(x) = s·U(β⊙Dx)`` (``mixer="none"``)."""
+
+    method = "mpo_only"
+    default_mixer = "none"
+
+
+class MPOMLPLinear(QTHALinear):
+    """Control: QTHA with the QNN replaced by :class:`MixerMLP` of equal parameter count."""
+
+    method = "mpo_mlp"
+    default_mixer = "mlp"
+
+
+class QTHANoEntLinear(QTHALinear):
+    """Control: QTHA whose QNN has no entanglement (ansatz ``"origin_product"``, RY layers only)."""
+
+    method = "qtha_noent"
+
+    def __init__(self, base: nnx.Linear, *, ansatz: str = "origin_product", **kwargs):
+        if ansatz != "origin_product":
+            raise ValueError(f"qtha_noent uses the 'origin_product' ansatz, got {ansatz!r}")
+        super().__init__(base, ansatz=ansatz, **kwargs)

@@ -29,12 +29,17 @@ from flax import nnx
 
 from qwt.peft.dora import DoRALinear
 from qwt.peft.lora import LoRALinear
-from qwt.peft.qtha import QTHALinear
+from qwt.peft.qtha import MPOMLPLinear, MPOOnlyLinear, QTHALinear, QTHANoEntLinear
+from qwt.peft.quanta import QuanTALinear
 
 __all__ = ["METHODS", "apply", "merge", "adapter_config", "adapters"]
 
-METHODS = {"qtha": QTHALinear, "lora": LoRALinear, "dora": DoRALinear}
-_ADAPTERS = (QTHALinear, LoRALinear)  # DoRALinear subclasses LoRALinear
+METHODS = {
+    "qtha": QTHALinear, "lora": LoRALinear, "dora": DoRALinear, "quanta": QuanTALinear,
+    # Controls for QTHA (see qwt.peft.qtha): no nonlinear path, a classical MLP, an unentangled QNN.
+    "mpo_only": MPOOnlyLinear, "mpo_mlp": MPOMLPLinear, "qtha_noent": QTHANoEntLinear,
+}  # fmt: skip
+_ADAPTERS = (QTHALinear, LoRALinear, QuanTALinear)  # DoRA and the QTHA controls are subclasses
 
 
 def _dotted(path) -> str:
@@ -75,7 +80,9 @@ def apply(model: nnx.Module, method: str = "qtha", targets=("q_proj", "v_proj"),
 
     Args:
       model: any ``nnx.Module`` tree holding ``nnx.Linear`` layers.
-      method: ``"qtha"`` (:class:`~qwt.peft.qtha.QTHALinear`), ``"lora"`` or ``"dora"``.
+      method: ``"qtha"`` (:class:`~qwt.peft.qtha.QTHALinear`), ``"lora"``, ``"dora"``, ``"quanta"``
+        (:class:`~qwt.peft.quanta.QuanTALinear`) or a QTHA control: ``"mpo_only"``, ``"mpo_mlp"``,
+        ``"qtha_noent"``.
       targets: names (PEFT ``target_modules``) or one full-match regex over dotted paths.
       rngs: ``nnx.Rngs`` for the adapter initialisation.
       **cfg: the adapter's keyword arguments (``rank``/``alpha`` for LoRA/DoRA; ``n_qubits``,

@@ -9,7 +9,6 @@ Example:
 from qwt.training.checkpoint import (
     CheckpointError, CheckpointMismatchError, Checkpointer, flatten_tree, unflatten_like,
 )
-from qwt.training.compare import ComparePlan, default_cache_dir, default_plan, format_table, pretrain_base, run_compare
 from qwt.training.config import TRAJECTORY_FIELDS, TrainConfig, load_config_file
 from qwt.training.evaluate import eval_batches, generate_texts, strict_accuracy_eval, text_metrics
 from qwt.training.jobs import JobSpec, build_adapted, evaluate_run, finetune, load_base, load_dataset, load_finetuned
@@ -18,6 +17,10 @@ from qwt.training.metrics import MetricsLog, Throughput, progress_bar, progress_
 from qwt.training.optim import make_optimizer, make_schedule
 from qwt.training.plot import plot_curves
 from qwt.training.step import cast_floating, lm_loss_fn, make_eval_step, make_train_step, split_model
+from qwt.training.pretrain import PretrainRecipe, pretrain, shipped_base
+from qwt.training.tasks import FileTask, TraceTask
+from qwt.training.study import Arm, StudyPlan, run_study
+from qwt.training.plans import default_plan, full_plan
 
 __all__ = [
     "TrainConfig", "load_config_file", "TRAJECTORY_FIELDS",
@@ -29,5 +32,6 @@ __all__ = [
     "train", "TrainResult", "TrainingDiverged", "stack_micro_batches", "evaluate_loss",
     "generate_texts", "strict_accuracy_eval", "text_metrics", "eval_batches",
     "JobSpec", "load_base", "load_dataset", "build_adapted", "finetune", "load_finetuned", "evaluate_run",
-    "ComparePlan", "default_plan", "pretrain_base", "run_compare", "format_table", "default_cache_dir",
+    "PretrainRecipe", "pretrain", "shipped_base", "TraceTask", "FileTask", "Arm", "StudyPlan", "run_study",
+    "default_plan", "full_plan",
 ]

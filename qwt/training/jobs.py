@@ -2,10 +2,13 @@
 and reload a finished run from its checkpoint (what ``qwt finetune/eval/generate`` run).
 
 Model specs: ``"builtin:tiny"`` / ``"builtin:small"`` (random initialisation from the seed, the
-built-in character tokenizer) or a directory holding a Hugging Face checkpoint (``config.json`` +
-safetensors; ``tokenizer.json`` if present, else the built-in tokenizer). Dataset specs:
-``"maths:FAMILY[,FAMILY...]"`` (the seeded generator of ``qwt.data.maths``) or a JSON/JSONL file
-(``qwt.data.load_examples``, format ``auto|alpaca|chat|reasoning``).
+built-in character tokenizer), ``"pretrained:maths-small"`` (the base shipped in the package, see
+:mod:`qwt.training.pretrain`; loaded as the Hugging Face checkpoint it is) or a directory holding a
+Hugging Face checkpoint (``config.json`` + safetensors; ``tokenizer.json`` if present, else the
+built-in tokenizer). Dataset specs: ``"maths:FAMILY[,FAMILY...]"`` (the seeded generator of
+``qwt.data.maths``, GSM8K layout), ``"trace:FAMILY,...|all"`` (the same problems in the
+R1-Distill-SFT-shaped ``<think>`` trace layout) or a JSON/JSONL file (``qwt.data.load_examples``,
+format ``auto|alpaca|chat|reasoning``).
 
 Every checkpoint's metadata records the model spec, method, targets, adapter config and data, so
 :func:`load_finetuned` rebuilds the same model and restores the adapter weights.
@@ -40,7 +43,9 @@ from qwt.training.loop import train
 __all__ = ["JobSpec", "load_base", "load_dataset", "build_adapted", "finetune", "load_finetuned", "evaluate_run"]
 
 BUILTIN_PREFIX = "builtin:"
+PRETRAINED_PREFIX = "pretrained:"
 MATHS_PREFIX = "maths:"
+TRACE_PREFIX = "trace:"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +141,10 @@ def load_base(model: str, *, seed: int = 0, dtype="float32"):
     from qwt import models
 
     dt = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[dtype]
+    if model.startswith(PRETRAINED_PREFIX):  # a shipped checkpoint: loaded like any HF directory below
+        from qwt.training.pretrain import shipped_base
+
+        model = str(shipped_base(model[len(PRETRAINED_PREFIX):]))
     if model.startswith(BUILTIN_PREFIX):
         name = model[len(BUILTIN_PREFIX):]
         if name not in ("tiny", "small"):
@@ -153,12 +162,15 @@ def load_dataset(spec: str, *, n: int, seed: int, difficulty: int = 1, data_form
     """Examples for a dataset spec (``maths:f1,f2`` or a file path); see the module docstring."""
     from qwt import data
 
-    if spec.startswith(MATHS_PREFIX):
-        families = [f for f in spec[len(MATHS_PREFIX):].split(",") if f]
+    if spec.startswith((MATHS_PREFIX, TRACE_PREFIX)):
+        trace = spec.startswith(TRACE_PREFIX)
+        names = spec.partition(":")[2]
+        families = list(data.maths.FAMILIES) if names == "all" else [f for f in names.split(",") if f]
         bad = [f for f in families if f not in data.maths.FAMILIES]
         if not families or bad:
-            raise ValueError(f"unknown maths families {bad or families}; choose from {data.maths.FAMILIES}")
-        return data.maths.generate(n, families=families, difficulty=difficulty, seed=seed)
+            raise ValueError(f"unknown maths families {bad or families}; choose from {data.maths.FAMILIES} or 'all'")
+        render = data.maths.trace_response if trace else data.maths.gsm8k_response
+        return data.maths.generate(n, families=families, difficulty=difficulty, seed=seed, render=render)
     path = pathlib.Path(spec)
     if not path.is_file():
         raise FileNotFoundError(f"dataset file not found: {path} (or use maths:FAMILY,...)")
@@ -167,7 +179,7 @@ def load_dataset(spec: str, *, n: int, seed: int, difficulty: int = 1, data_form
 
 def _split(spec: JobSpec):
     seed = spec.train.seed
-    if spec.dataset.startswith(MATHS_PREFIX):
+    if spec.dataset.startswith((MATHS_PREFIX, TRACE_PREFIX)):
         tr = load_dataset(spec.dataset, n=spec.n_train, seed=seed, difficulty=spec.difficulty)
         # A distinct seed stream for the held-out set; overlaps with training are removed.
         ev = load_dataset(spec.dataset, n=spec.n_eval * 2, seed=seed + 10_007, difficulty=spec.difficulty)
@@ -204,7 +216,7 @@ def evaluate_run(model, tok, spec: JobSpec, eval_examples, *, batch_size: int = 
 
 
 def finetune(spec: JobSpec, out_dir, *, resume: bool = True, progress: bool | None = None, base=None,
-             evaluate: bool = True, desc: str | None = None) -> dict:
+             evaluate: bool = True, desc: str | None = None, splits=None) -> dict:
     """Runs a fine-tuning job: adapters, training with checkpoints in ``out_dir``, evaluation.
 
     Args:
@@ -215,13 +227,15 @@ def finetune(spec: JobSpec, out_dir, *, resume: bool = True, progress: bool | No
       base: optional ``(model, tokenizer)`` to adapt instead of loading ``spec.model``.
       evaluate: run generation-based evaluation at the end.
       desc: label for the progress bar and plot (default: the method).
+      splits: optional ``(train_examples, eval_examples)`` to use instead of the spec's dataset
+        (the comparison harness passes its fixed train/validation split here).
 
     Returns:
       The summary dict (also written to ``out_dir/summary.json``).
     """
     from qwt import data, peft
 
-    train_ex, eval_ex = _split(spec)  # data errors first: they are cheap to find
+    train_ex, eval_ex = _split(spec) if splits is None else splits  # data errors first: they are cheap
     model, tok = build_adapted(spec, base=base)
     arrays, stats = data.encode_examples(train_ex, tok, spec.max_len, template=spec.template, return_stats=True)
     eval_arrays = data.encode_examples(eval_ex, tok, spec.max_len, template=spec.template)

@@ -1,0 +1,108 @@
+"""Tasks of the comparison harness: fixed train / validation / test splits.
+
+:class:`TraceTask` is the built-in, R1-Distill-SFT-shaped task: maths word problems of
+:mod:`qwt.data.maths` answered by a step-by-step ``<think>`` trace and a ``#### N`` line
+(:func:`qwt.data.maths.trace_response`). The shipped base model was pretrained on the same families
+in another layout (steps, then ``Result: N``), so it can compute but has never written a trace:
+the response format is what is held out from pretraining. Validation and test problems come from
+the reserved quarter of the problem space (:func:`qwt.data.maths.reserved`), which neither
+pretraining nor fine-tuning ever draws from, and are unique; families are interleaved round-robin,
+so every split has the same mix.
+
+:class:`FileTask` reads the same three splits from dataset files (R1-Distill-SFT-style JSONL,
+Alpaca, chat; ``qwt.data.load_examples``): the last ``n_val`` training records are the validation
+split, the evaluation file is the test split.
+
+Example:
+    >>> train, val, test = TraceTask(n_train=14, n_val=7, n_test=14).splits()
+    >>> len(train), len(val), len(test), test[0].response.startswith("<think>")
+    (14, 7, 14, True)
+    >>> not {e.prompt for e in test} & {e.prompt for e in train + val}
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+from qwt.data import maths
+
+__all__ = ["TraceTask", "FileTask"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TraceTask:
+    """The built-in task (see the module docstring).
+
+    Args:
+      families: maths families (default all seven, as in pretraining).
+      difficulty: maths difficulty (1, as in pretraining).
+      n_train: fine-tuning problems (unreserved prompts, repeats allowed in small families).
+      n_val, n_test: unique reserved problems in the validation and test splits.
+      seed: seed of the draws (independent of the training seeds, so every arm and seed sees the
+        same problems).
+    """
+
+    families: tuple = maths.FAMILIES
+    difficulty: int = 1
+    n_train: int = 4000
+    n_val: int = 140
+    n_test: int = 560
+    seed: int = 2000
+    style: str = "trace"
+
+    def __post_init__(self):
+        object.__setattr__(self, "families", tuple(self.families))
+        bad = [f for f in self.families if f not in maths.FAMILIES]
+        if bad or not self.families:
+            raise ValueError(f"TraceTask.families: unknown {bad or 'empty'}; choose from {maths.FAMILIES}")
+        if self.style not in maths.RESPONSE_STYLES or self.style == "native":
+            raise ValueError(f"TraceTask.style must be a fine-tuning layout ('trace' or 'gsm8k'), got {self.style!r}")
+        for name in ("n_train", "n_val", "n_test"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"TraceTask.{name} must be a positive int, got {getattr(self, name)!r}")
+
+    def splits(self):
+        """``(train, validation, test)`` lists of :class:`qwt.data.Example`."""
+        common = dict(families=self.families, difficulty=self.difficulty, render=maths.RESPONSE_STYLES[self.style])
+        train = maths.generate(self.n_train, seed=self.seed, where=lambda p: not maths.reserved(p), **common)
+        held = maths.generate(self.n_val + self.n_test, seed=self.seed + 1, unique=True, where=maths.reserved,
+                              **common)
+        return train, held[: self.n_val], held[self.n_val:]
+
+    def to_dict(self) -> dict:
+        return {"kind": "trace", **dataclasses.asdict(self), "families": list(self.families)}
+
+
+@dataclasses.dataclass(frozen=True)
+class FileTask:
+    """Splits from files: ``train`` (its last ``n_val`` records validate) and ``test``.
+
+    Args:
+      train, test: dataset files (``qwt.data.load_examples``).
+      data_format: ``auto|alpaca|chat|reasoning``.
+      n_val: training records held out for validation (learning-rate selection).
+    """
+
+    train: str
+    test: str
+    data_format: str = "auto"
+    n_val: int = 32
+
+    def __post_init__(self):
+        for name in ("train", "test"):
+            if not pathlib.Path(getattr(self, name)).is_file():
+                raise FileNotFoundError(f"FileTask.{name}: dataset file not found: {getattr(self, name)}")
+
+    def splits(self):
+        from qwt.data import load_examples
+
+        train = load_examples(self.train, format=self.data_format)
+        test = load_examples(self.test, format=self.data_format)
+        if len(train) <= self.n_val:
+            raise ValueError(f"{self.train} has {len(train)} records; need more than n_val={self.n_val}")
+        return train[: -self.n_val], train[-self.n_val:], test
+
+    def to_dict(self) -> dict:
+        return {"kind": "files", **dataclasses.asdict(self)}

@@ -1,0 +1,19 @@
+"""The runnable examples in the docstrings of qwt.data, the experiment harness (qwt.training) and
+the new adapters stay true."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["qwt.data", "qwt.data.examples", "qwt.data.answers", "qwt.data.maths", "qwt.data.templates",
+           "qwt.data.encode", "qwt.data.batches", "qwt.data.formats", "qwt.data.metrics",
+           "qwt.training.pretrain", "qwt.training.tasks", "qwt.training.study", "qwt.training.plans",
+           "qwt.training.report", "qwt.training.stats", "qwt.training.report_plots", "qwt.peft.quanta"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0, f"{name} has no docstring examples"
+    assert result.failed == 0
