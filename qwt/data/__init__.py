@@ -4,7 +4,7 @@
 - loaders :func:`load_alpaca`, :func:`load_chat`, :func:`load_reasoning`, :func:`load_examples`
   (``formats.py``; the format reference is that module's docstring; samples in ``samples/``);
 - :mod:`qwt.data.maths`: ``generate(n, families=..., difficulty=..., seed=...)``, ``FAMILIES``;
-- :func:`extract_answer`, :func:`strict_accuracy` (``answers.py``);
+- :func:`extract_answer`, :func:`strict_matches`, :func:`strict_accuracy` (``answers.py``);
 - :data:`TEMPLATES`, :class:`Template` (``templates.py``);
 - :func:`encode_examples`, :func:`encode_prompts` (``encode.py``);
 - :class:`Batches` (``batches.py``);
@@ -27,7 +27,7 @@ left-padded prompts to generate from.
 """
 
 from qwt.data import maths, metrics
-from qwt.data.answers import extract_answer, normalize_answer, strict_accuracy
+from qwt.data.answers import extract_answer, normalize_answer, strict_accuracy, strict_matches
 from qwt.data.batches import Batches
 from qwt.data.encode import EncodeStats, encode_examples, encode_prompts
 from qwt.data.examples import DataError, Example
@@ -36,6 +36,6 @@ from qwt.data.templates import TEMPLATES, Template, get_template
 
 __all__ = [
     "Example", "DataError", "maths", "metrics", "load_alpaca", "load_chat", "load_reasoning", "load_examples",
-    "read_records", "extract_answer", "normalize_answer", "strict_accuracy",
+    "read_records", "extract_answer", "normalize_answer", "strict_accuracy", "strict_matches",
     "Batches", "EncodeStats", "encode_examples", "encode_prompts", "TEMPLATES", "Template", "get_template",
 ]

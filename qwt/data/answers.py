@@ -21,9 +21,9 @@ that normalisation.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-__all__ = ["extract_answer", "normalize_answer", "strict_accuracy"]
+__all__ = ["extract_answer", "normalize_answer", "strict_matches", "strict_accuracy"]
 
 _HASH = re.compile(r"####[ \t]*([^\n]*)")
 _ANSWER_IS = re.compile(r"the\s+(?:final\s+)?answer\s+is\s*:?[ \t]*([^\n]*)", re.IGNORECASE)
@@ -120,6 +120,47 @@ def extract_answer(text: str) -> str | None:
     return answer or None
 
 
+def strict_matches(predictions: Sequence[str], answers: Sequence[str], *,
+                   extract: bool | Callable[[str], str | None] = True) -> list[bool]:
+    """Per prediction: does its final answer exactly equal the reference answer?
+
+    Args:
+        predictions: generated texts, or bare answers when ``extract=False``.
+        answers: reference final answers (``Example.answer``), compared after
+            :func:`normalize_answer`.
+        extract: ``True`` reads answers with :func:`extract_answer` (a text without a marker is
+            wrong); ``False`` takes predictions as bare answers; a callable ``text -> answer or
+            None`` reads another layout (e.g. :func:`qwt.data.maths.native_answer`).
+
+    Returns:
+        A list of bools, one per prediction (the per-item scores of paired statistics).
+
+    Example:
+        >>> strict_matches(["... #### 19", "... #### 20", "no answer"], ["19", "21", "3"])
+        [True, False, False]
+    """
+    if isinstance(predictions, str) or isinstance(answers, str):
+        raise TypeError("predictions and answers must be sequences of strings, not a single string")
+    predictions, answers = list(predictions), list(answers)
+    if len(predictions) != len(answers):
+        raise ValueError(f"got {len(predictions)} predictions but {len(answers)} answers")
+    if extract is True:
+        read = extract_answer
+    elif extract is False:
+        read = normalize_answer
+    else:
+        def read(text):
+            got = extract(text)
+            return None if got is None else normalize_answer(got)
+    out = []
+    for i, (pred, gold) in enumerate(zip(predictions, answers)):
+        if gold is None:
+            raise ValueError(f"answers[{i}] is None: that example has no reference answer")
+        got = read(pred)
+        out.append(got is not None and got == normalize_answer(gold))
+    return out
+
+
 def strict_accuracy(predictions: Sequence[str], answers: Sequence[str], *, extract: bool = True) -> float:
     """Fraction of predictions whose final answer exactly equals the reference answer.
 
@@ -137,17 +178,7 @@ def strict_accuracy(predictions: Sequence[str], answers: Sequence[str], *, extra
         >>> strict_accuracy(["... #### 19", "... #### 20", "no answer"], ["19", "21", "3"])
         0.3333333333333333
     """
-    if isinstance(predictions, str) or isinstance(answers, str):
-        raise TypeError("predictions and answers must be sequences of strings, not a single string")
-    predictions, answers = list(predictions), list(answers)
-    if len(predictions) != len(answers):
-        raise ValueError(f"got {len(predictions)} predictions but {len(answers)} answers")
-    if not answers:
+    matches = strict_matches(predictions, answers, extract=extract)
+    if not matches:
         raise ValueError("strict_accuracy of an empty set is undefined")
-    correct = 0
-    for i, (pred, gold) in enumerate(zip(predictions, answers)):
-        if gold is None:
-            raise ValueError(f"answers[{i}] is None: that example has no reference answer")
-        got = extract_answer(pred) if extract else normalize_answer(pred)
-        correct += got is not None and got == normalize_answer(gold)
-    return correct / len(answers)
+    return sum(matches) / len(matches)

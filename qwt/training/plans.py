@@ -58,10 +58,12 @@ def matched_lora_rank(base: str, reference: dict, method: str = "qtha", targets=
     from qwt import peft
     from qwt.training.jobs import load_base
 
+    model, _ = load_base(base)  # loaded once; each count adapts its own copy
+
     def count(m, cfg):
-        model, _ = load_base(base)
-        peft.apply(model, m, targets, rngs=nnx.Rngs(0), **cfg)
-        return peft.count(model)["trainable"]
+        copy = nnx.clone(model)
+        peft.apply(copy, m, targets, rngs=nnx.Rngs(0), **cfg)
+        return peft.count(copy)["trainable"]
 
     want, per_rank = count(method, reference), count("lora", {"rank": 1, "alpha": 2.0})
     return max(1, round(want / per_rank))

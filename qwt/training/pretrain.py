@@ -70,10 +70,12 @@ class PretrainRecipe:
 
     def __post_init__(self):
         from qwt.data import maths
-        from qwt.models.config import _BUILTIN
+        from qwt.models import builtin_config
 
-        if self.model not in _BUILTIN:
-            raise ValueError(f"PretrainRecipe.model must be one of {sorted(_BUILTIN)}, got {self.model!r}")
+        try:
+            builtin_config(self.model)
+        except ValueError as e:  # the config module owns the list of built-in names
+            raise ValueError(f"PretrainRecipe.model: {e}") from None
         object.__setattr__(self, "families", tuple(self.families))
         bad = [f for f in self.families if f not in maths.FAMILIES]
         if not self.families or bad:

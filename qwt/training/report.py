@@ -42,14 +42,15 @@ def build_rows(plan, base: dict, runs: dict, sweep: dict, selection: dict) -> li
         losses = np.array([r["final_loss"] for r in rs], float)
         vals = np.array([r["eval_loss"] for r in rs], float)
         acc_m, acc_s = mean_std(accs)
+        loss_m, loss_s = mean_std(losses)
+        val_m, val_s = mean_std(vals)
         # Interval of the seed-averaged accuracy: items resampled, seeds kept (as for the differences).
         ci = paired_bootstrap_diff(correct, np.zeros_like(correct), n_resamples=plan.n_resamples)
         row = {"arm": arm.name, "method": arm.method, "adapter": dict(arm.adapter), "trainable": rs[0]["trainable"],
                "n_seeds": len(rs), "lr": selection[arm.name], "n_test": correct.shape[1],
                "acc_mean": acc_m, "acc_std": acc_s, "acc_lo": ci["lo"], "acc_hi": ci["hi"],
-               "acc_per_seed": accs.tolist(), "final_loss_mean": mean_std(losses)[0],
-               "final_loss_std": mean_std(losses)[1], "val_loss_mean": mean_std(vals)[0],
-               "val_loss_std": mean_std(vals)[1], "tokens_per_s": float(np.mean([r["tokens_per_s"] for r in rs])),
+               "acc_per_seed": accs.tolist(), "final_loss_mean": loss_m,
+               "final_loss_std": loss_s, "val_loss_mean": val_m, "val_loss_std": val_s, "tokens_per_s": float(np.mean([r["tokens_per_s"] for r in rs])),
                "train_wall_s": float(np.mean([r["train_wall_s"] for r in rs])),
                "sweep": {f"{lr:g}": sweep[(arm.name, lr)]["eval_loss"] for lr in plan.lrs}}
         if arm.name != plan.baseline and len(rs) == len(ref):

@@ -133,8 +133,7 @@ def _write(path: pathlib.Path, obj) -> None:
 def _score(model, tok, plan: StudyPlan, test) -> dict:
     """Per-problem scores on the test set: strict correctness (0/1) when every problem has an answer
     (plus the base's own-layout reading), else per-reply ROUGE-L F1 (dialogue data)."""
-    from qwt.data import maths, metrics, normalize_answer
-    from qwt.data.answers import extract_answer
+    from qwt.data import maths, metrics, strict_matches
     from qwt.training.evaluate import generate_texts
 
     preds = generate_texts(model, tok, test, template=plan.job.template, max_new_tokens=plan.job.max_new_tokens)
@@ -142,17 +141,14 @@ def _score(model, tok, plan: StudyPlan, test) -> dict:
         scores = [float(metrics.rouge_l([p], [e.response])) for p, e in zip(preds, test)]
         return {"metric": "rouge_l", "correct": scores, "score": float(np.mean(scores)),
                 "native_correct": [0.0] * len(scores), "samples": preds[:4]}
-    gold = [normalize_answer(e.answer) for e in test]
-
-    def hits(read):
-        return [int(a is not None and normalize_answer(a) == g) for a, g in zip(map(read, preds), gold)]
-
-    correct = hits(extract_answer)
+    gold = [e.answer for e in test]
+    correct = [int(m) for m in strict_matches(preds, gold)]
+    native = [int(m) for m in strict_matches(preds, gold, extract=maths.native_answer)]
     return {"metric": "strict_accuracy", "correct": correct, "score": float(np.mean(correct)),
-            "native_correct": hits(maths.native_answer), "samples": preds[:4]}
+            "native_correct": native, "samples": preds[:4]}
 
 
-def _train_unit(plan, arm, lr, seed, out, splits, log) -> dict:
+def _train_unit(plan, arm, lr, seed, out, splits) -> dict:
     d = _unit_dir(out, arm, lr, seed)
     res = _done(d)
     if res is None:
@@ -224,7 +220,7 @@ def run_study(plan: StudyPlan, out_dir, *, log=print) -> dict:
     sweep, selection, runs = {}, {}, {}
     for k, arm in enumerate(plan.arms):  # arm by arm, so a stopped study has whole arms to report
         for lr in plan.lrs:
-            r = _train_unit(plan, arm, lr, plan.seeds[0], out, (train, val), log)
+            r = _train_unit(plan, arm, lr, plan.seeds[0], out, (train, val))
             sweep[(arm.name, lr)] = r
             tick(f"sweep {arm.name} lr={lr:g}: val loss {r['eval_loss']:.4f}")
         losses = {lr: sweep[(arm.name, lr)]["eval_loss"] for lr in plan.lrs}
@@ -233,7 +229,7 @@ def run_study(plan: StudyPlan, out_dir, *, log=print) -> dict:
             if seed == plan.seeds[0]:
                 r = sweep[(arm.name, lr)]
             else:
-                r = _train_unit(plan, arm, lr, seed, out, (train, val), log)
+                r = _train_unit(plan, arm, lr, seed, out, (train, val))
                 tick(f"{arm.name} lr={lr:g} seed={seed}: val loss {r['eval_loss']:.4f}")
             r = {**r, "test": _test_unit(plan, arm, lr, seed, out, test)}
             tick(f"test {arm.name} seed={seed}: {r['test']['metric']} {r['test']['score']:.1%}")
