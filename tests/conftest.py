@@ -20,3 +20,20 @@ def x64():
     """Runs a test body with 64-bit JAX types enabled (for finite differences in complex128)."""
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture
+def tiny_hf_checkpoint(tmp_path):
+    """A random one-layer Qwen2 checkpoint written by ``transformers`` (with the built-in tokenizer),
+    for the file-based paths of the harness; skipped without ``transformers``."""
+    transformers = pytest.importorskip("transformers")
+    from qwt.models import builtin_tokenizer
+
+    tok = builtin_tokenizer()
+    cfg = transformers.Qwen2Config(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64,
+                                   num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                                   max_position_embeddings=256, tie_word_embeddings=True)
+    model_dir = tmp_path / "hf"
+    transformers.Qwen2ForCausalLM(cfg).save_pretrained(str(model_dir), safe_serialization=True)
+    tok.save(model_dir)
+    return model_dir

@@ -36,6 +36,15 @@ def test_compare_quick_end_to_end(tmp_path, capsys):
     assert json.loads((out / "compare.json").read_text())["rows"] == result["rows"]
 
 
+def test_pretrain_command_writes_a_checkpoint_and_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "base"
+    assert main(["pretrain", "--quick", "--out", str(out)]) == 0
+    assert "model.safetensors sha256" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "recipe.json", "tokenizer.json"]
+    assert main(["pretrain", "--quick", "--out", str(out)]) != 0
+    assert "exists" in capsys.readouterr().err
+
+
 def test_finetune_reload_eval_generate_and_mismatch(tmp_path, capsys):
     run = tmp_path / "run"
     cfg = tmp_path / "job.toml"

@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 MODULES = ["qwt.data", "qwt.data.examples", "qwt.data.answers", "qwt.data.maths", "qwt.data.templates",
-           "qwt.data.encode", "qwt.data.batches", "qwt.data.formats", "qwt.data.metrics",
+           "qwt.data.encode", "qwt.data.batches", "qwt.data.formats", "qwt.data.metrics", "qwt.data.choices", "qwt.data.records", "qwt.data.detect",
            "qwt.training.pretrain", "qwt.training.tasks", "qwt.training.study", "qwt.training.plans",
            "qwt.training.report", "qwt.training.stats", "qwt.training.report_plots", "qwt.peft.quanta"]
 

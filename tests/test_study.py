@@ -50,8 +50,8 @@ def test_trace_task_splits_are_disjoint_balanced_and_reserved():
     assert len({e.prompt for e in test + val}) == len(test) + len(val)
     assert not {e.prompt for e in train} & {e.prompt for e in test + val}
     assert all(maths.reserved(e.prompt) for e in test + val) and not any(maths.reserved(e.prompt) for e in train)
-    counts = {f: sum(e.tag == f for e in test) for f in maths.FAMILIES}
-    assert max(counts.values()) - min(counts.values()) <= 1
+    counts = {f: sum(e.tag == f for e in test) for f in task.families}
+    assert max(counts.values()) - min(counts.values()) <= 1 and {e.tag for e in test + val + train} == set(task.families)
     assert all(e.response.startswith("<think>\n") and e.response.endswith("#### " + e.answer) for e in test)
     # The pretraining corpus never holds an evaluation prompt, and never the trace layout.
     from qwt.training.pretrain import pretrain_examples
@@ -59,6 +59,7 @@ def test_trace_task_splits_are_disjoint_balanced_and_reserved():
     corpus = pretrain_examples(MATHS_SMALL.replace(n_examples=2000))
     assert not {e.prompt for e in corpus} & {e.prompt for e in test + val}
     assert all("####" not in e.response and "<think>" not in e.response for e in corpus)
+    assert all(e.response.splitlines()[-1].startswith("Result: ") for e in corpus)
 
 
 def test_study_resumes_without_redoing_and_refuses_another_plan(tmp_path, monkeypatch):
@@ -102,18 +103,10 @@ def test_study_killed_mid_unit_continues(tmp_path, monkeypatch):
     assert [r["arm"] for r in result["rows"]] == ["base", "lora", "qtha"]
 
 
-def test_compare_on_files_and_a_transformers_checkpoint(tmp_path, capsys):
-    transformers = pytest.importorskip("transformers")
+def test_compare_on_files_and_a_transformers_checkpoint(tmp_path, capsys, tiny_hf_checkpoint):
     from qwt.cli import main
-    from qwt.models import builtin_tokenizer
 
-    tok = builtin_tokenizer()
-    cfg = transformers.Qwen2Config(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64,
-                                   num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
-                                   max_position_embeddings=256, tie_word_embeddings=True)
-    model_dir = tmp_path / "hf"
-    transformers.Qwen2ForCausalLM(cfg).save_pretrained(str(model_dir), safe_serialization=True)
-    tok.save(model_dir)
+    model_dir = tiny_hf_checkpoint
     rows = [{"question": e.prompt, "answer": e.response} for e in maths.generate(80, families=["ages"], seed=3)]
     train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
     train.write_text("".join(json.dumps(r) + "\n" for r in rows[:72]))

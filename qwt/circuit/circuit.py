@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from typing import Any, Callable, Iterator
 
@@ -124,10 +125,16 @@ def check_state_dtype(dtype, what: str = "state"):
 
 
 def _check_angle(name: str, x):
-    """Angles are real scalars: Python/NumPy numbers or 0-d (possibly traced) JAX arrays."""
+    """Angles are real scalars: Python/NumPy numbers or 0-d (possibly traced) JAX arrays.
+
+    Python and NumPy angles must also be finite (ValueError); concrete JAX arrays are checked by
+    the simulator that runs the circuit, traced ones cannot be checked.
+    """
     if isinstance(x, (bool, np.bool_)):
         raise TypeError(f"{name}: angle must be a real number, got a bool")
     if isinstance(x, numbers.Real):
+        if not math.isfinite(x):
+            raise ValueError(f"{name}: angle must be finite, got {float(x)}")
         return float(x)
     if isinstance(x, numbers.Complex):
         raise TypeError(f"{name}: angle must be real, got complex {x!r}")
@@ -138,6 +145,10 @@ def _check_angle(name: str, x):
             )
         if jnp.issubdtype(x.dtype, jnp.complexfloating):
             raise TypeError(f"{name}: angle must be real, got dtype {x.dtype}")
+        # NumPy values are free to check here; JAX arrays are checked by the simulators, all at
+        # once (qwt.circuit.guards.check_circuit_angles), and traced ones cannot be.
+        if isinstance(x, (np.ndarray, np.generic)) and not np.isfinite(x):
+            raise ValueError(f"{name}: angle must be finite, got {x}")
         return x
     raise TypeError(f"{name}: angle must be a real number or a 0-d array, got {type(x).__name__}")
 
@@ -235,7 +246,8 @@ class Circuit:
         """Applies ``layer_fn(circuit, params[i])`` for every ``i`` along the leading axis.
 
         Simulators run the block with ``lax.scan``: compile time does not grow with the number
-        of repetitions. Every repetition must add the same gates on the same wires.
+        of repetitions. Every repetition must add the same gates on the same wires. A layer that
+        adds no gates is a no-op: nothing is recorded, so every simulator treats it alike.
 
         Args:
           layer_fn: function ``(circuit, p) -> None`` adding one layer's gates.
@@ -270,7 +282,8 @@ class Circuit:
             raise ValueError("repeat: params must have at least one layer")
         params = jax.tree_util.tree_map(jnp.asarray, params)
         body = _record(layer_fn, jax.tree_util.tree_map(lambda a: a[0], params), self.n_qubits)
-        self._items.append(Repeat(layer_fn, params, int(length), body))
+        if body:  # an empty layer acts as the identity: recording it would only give scans nothing to do
+            self._items.append(Repeat(layer_fn, params, int(length), body))
         return self
 
     # -------------------------------------------------------------------------------- pytree

@@ -6,6 +6,14 @@ R1-Distill-SFT-shaped trace task with one budget, scored on 560 held-out test pr
 runs every method and control with a learning-rate sweep and three seeds (``qwt.training.study``).
 ``qwt pretrain`` remakes the shipped base from its recipe.
 
+Failures are never a bare traceback: bad input prints ``qwt: error: ...`` naming the flag or file
+(exit status 2); a diverged run or a failed save prints what is intact (exit 1); anything else is an
+internal error, ``qwt: internal error: TYPE: MESSAGE`` (exit 1), whose traceback ``QWT_DEBUG=1``
+prints. A failed command leaves nothing behind: a run directory it created holding no checkpoint
+(and no finished ``qwt compare`` unit) is removed; a directory that existed before is never touched.
+Off a TTY, training prints a progress line at logged steps at most every 30 s (see
+:class:`qwt.training.metrics.ProgressLines`).
+
 Example:
     >>> from qwt.cli import main
     >>> main(["finetune", "--method", "nope"])  # bad input: a clear message, exit status 2
@@ -15,9 +23,13 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import pathlib
+import shutil
 import sys
+import traceback
 from typing import Sequence
 
 __all__ = ["main", "build_parser"]
@@ -88,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--targets", type=_csv, help="comma-separated projection names (default q_proj,v_proj)")
     ft.add_argument("--adapter", action="append", metavar="KEY=VALUE", help="adapter setting (repeatable)")
     ft.add_argument("--dataset", help="maths:FAMILY[,FAMILY] or a JSON/JSONL file")
-    ft.add_argument("--format", dest="data_format", choices=["auto", "alpaca", "chat", "reasoning"])
+    ft.add_argument("--format", dest="data_format", choices=["auto", "alpaca", "chat", "reasoning", "mmlu"])
     ft.add_argument("--max-len", type=int)
     ft.add_argument("--n-train", type=int, help="generated training examples (maths datasets)")
     ft.add_argument("--n-eval", type=int, help="held-out evaluation examples")
@@ -96,14 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--template", help="prompt template (plain, raw, qa, alpaca)")
     ft.add_argument("--max-new-tokens", type=int)
     ft.add_argument("--out", default="runs/finetune", help="run directory (default runs/finetune)")
-    ft.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
+    ft.add_argument("--no-resume", action="store_true",
+                    help="start over even if checkpoints exist; the old ones are moved to "
+                         "OUT/checkpoints.old-N (printed), never deleted")
     ft.add_argument("--no-eval", action="store_true", help="skip evaluation (held-out loss and generation)")
     _add_train_flags(ft)
 
     ev = sub.add_parser("eval", help="evaluate a fine-tuned run (strict accuracy or BLEU/ROUGE-L)")
     ev.add_argument("run", help="run directory written by qwt finetune")
     ev.add_argument("--dataset", help="another dataset spec (default: the run's held-out set)")
-    ev.add_argument("--format", dest="data_format", choices=["auto", "alpaca", "chat", "reasoning"])
+    ev.add_argument("--format", dest="data_format", choices=["auto", "alpaca", "chat", "reasoning", "mmlu"])
     ev.add_argument("--n-eval", type=int)
     ev.add_argument("--max-new-tokens", type=int)
 
@@ -124,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--model", help="base model directory (default: the shipped pretrained:maths-small)")
     cmp_.add_argument("--train", help="training dataset file (with --eval: run the plan on your data)")
     cmp_.add_argument("--eval", dest="eval_file", help="test dataset file")
-    cmp_.add_argument("--format", dest="data_format", default="auto", choices=["auto", "alpaca", "chat", "reasoning"])
+    cmp_.add_argument("--format", dest="data_format", default="auto",
+                      choices=["auto", "alpaca", "chat", "reasoning", "mmlu"],
+                      help="dataset format (mmlu: multiple choice, scored by option log-likelihood)")
     cmp_.add_argument("--steps", type=int, help="fine-tuning steps per run (default: the plan's budget)")
     cmp_.add_argument("--seed", type=int, default=0, help="seed of the default (one-seed) job")
     cmp_.add_argument("--out", default="runs/compare", help="output directory (default runs/compare)")
@@ -141,6 +157,7 @@ def _job_from_args(args):
     from qwt.training import JobSpec, TrainConfig, load_config_file
 
     cfg = load_config_file(args.config) if args.config else {}
+    args.config_keys = set(cfg)  # where a setting came from, for error messages
     train = dict(cfg.pop("train", {}) or {})
     known = {f for f in JobSpec.__dataclass_fields__} - {"train"}
     unknown = sorted(set(cfg) - known)
@@ -170,12 +187,97 @@ def _print_summary(summary: dict) -> None:
         print("sample:", json.dumps(s))
 
 
+def _holds_work(root: pathlib.Path) -> bool:
+    """True when ``root`` holds something worth keeping: a committed checkpoint or a finished unit."""
+    for d in root.rglob("checkpoints"):
+        if d.is_dir() and any(c.name.isdigit() and c.is_dir() for c in d.iterdir()):
+            return True
+    return any(root.rglob("result.json"))
+
+
+@contextlib.contextmanager
+def _leave_nothing_on_failure(*paths):
+    """On an exception, removes the directories of ``paths`` this command created (the topmost new
+    ancestor) unless they hold a checkpoint or a finished unit; existing directories are never touched."""
+    roots = []
+    for path in paths:
+        path = pathlib.Path(path).absolute()
+        if path.exists() or path.is_symlink():
+            continue
+        while not path.parent.exists():
+            path = path.parent
+        roots.append(path)
+    try:
+        yield
+    except Exception:
+        for root in roots:
+            if root.is_dir() and not root.is_symlink() and not _holds_work(root):
+                shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+def _source(args, key: str, flag: str) -> str:
+    """How an error names a job setting: its flag, the config file it came from, or the default."""
+    flagged = getattr(args, key, None) is not None
+    in_config = key in getattr(args, "config_keys", ())
+    if flagged and in_config:
+        return f"{flag} (with {key} in {args.config})"
+    if flagged:
+        return flag
+    return f"{key} in {args.config}" if in_config else f"the default {key}"
+
+
+_REGEX_CHARS = set("()[]{}*+?|^$\\")
+
+
+def _check_adapters(model, spec, args) -> None:
+    """Refuses, naming the flag, targets that match no linear layer of ``model`` and adapter settings
+    the adapter does not accept; builds one adapter per layer shape (never modifies ``model``)."""
+    from flax import nnx
+
+    from qwt import peft
+
+    linears = [(".".join(str(k) for k in path), m) for path, m in nnx.iter_modules(model)
+               if path and isinstance(m, nnx.Linear)]
+
+    def matches(dotted: str, name: str) -> bool:  # peft's name rule: the attribute or a dotted suffix
+        return dotted == name or dotted.endswith("." + name)
+
+    unmatched = [t for t in spec.targets if not any(matches(d, t) for d, _ in linears)]
+    if unmatched:
+        names = sorted({d.rsplit(".", 1)[-1] for d, _ in linears})
+        hint = ("targets are layer names or dotted path suffixes, not regular expressions; "
+                if any(_REGEX_CHARS & set(t) for t in unmatched) else "")
+        raise UsageError(
+            f"{_source(args, 'targets', '--targets')} {','.join(spec.targets)}: {', '.join(map(repr, unmatched))} "
+            f"match no un-adapted nnx.Linear of {spec.model}; {hint}its linear layers are named "
+            f"{', '.join(names)} (or give a dotted suffix such as self_attn.q_proj)")
+    cls = peft.METHODS[spec.method]
+    shapes = {}
+    for dotted, m in linears:
+        if any(matches(dotted, t) for t in spec.targets):
+            shapes.setdefault((m.in_features, m.out_features), m)
+    for m in shapes.values():
+        try:
+            cls(m, rngs=nnx.Rngs(spec.train.seed + 1), **spec.adapter)
+        except (TypeError, ValueError) as e:
+            given = " ".join(args.adapter) if args.adapter else json.dumps(spec.adapter)
+            raise UsageError(f"{_source(args, 'adapter', '--adapter')} {given}: {spec.method} adapter: {e}") from e
+
+
 def _cmd_finetune(args) -> int:
-    from qwt.training import finetune
+    from qwt.training import finetune, load_base
+    from qwt.training.jobs import _split
 
     spec = _job_from_args(args)
     print(f"qwt finetune: {spec.method} on {spec.model}, data {spec.dataset}, {spec.train.steps} steps -> {args.out}")
-    summary = finetune(spec, args.out, resume=not args.no_resume, evaluate=not args.no_eval)
+    with _leave_nothing_on_failure(args.out):
+        # Checked before anything is written, each error naming its flag or file: data, model, adapters.
+        splits = _split(spec)
+        base = load_base(spec.model, seed=spec.train.seed)
+        _check_adapters(base[0], spec, args)
+        summary = finetune(spec, args.out, resume=not args.no_resume, evaluate=not args.no_eval, base=base,
+                           splits=splits)
     _print_summary(summary)
     print(f"metrics: {pathlib.Path(args.out) / 'metrics.jsonl'}  plot: {pathlib.Path(args.out) / 'curves.png'}")
     return 0
@@ -235,7 +337,8 @@ def _cmd_compare(args) -> int:
             plan = plan.replace(task=task)
     if args.steps is not None:
         plan = plan.replace(job=plan.job.replace(train=plan.job.train.replace(steps=args.steps)))
-    result = study.run_study(plan, args.out, log=lambda m: print(m, flush=True))
+    with _leave_nothing_on_failure(args.out):
+        result = study.run_study(plan, args.out, log=lambda m: print(m, flush=True))
     print()
     print(study.format_study_table(result["rows"]))
     print(f"\nwall time {time.perf_counter() - t0:.0f} s; report {pathlib.Path(args.out) / 'compare.md'}, "
@@ -244,14 +347,17 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_pretrain(args) -> int:
-    from qwt.training import pretrain as pt
+    # not `from qwt.training import pretrain`: the package re-exports the function under that name
+    from qwt.training.pretrain import MATHS_SMALL, QUICK, pretrain, shipped_base
 
-    recipe = pt.QUICK if args.quick else pt.MATHS_SMALL
-    info = pt.pretrain(recipe, args.out, log=lambda m: print(m, flush=True))
+    recipe = QUICK if args.quick else MATHS_SMALL
+    out = pathlib.Path(args.out)
+    with _leave_nothing_on_failure(out, out.with_name(out.name + ".partial")):
+        info = pretrain(recipe, args.out, log=lambda m: print(m, flush=True))
     print(f"final loss {info['final_loss']:.4f}, {info['wall_s']:.0f} s; "
           f"model.safetensors sha256 {info['sha256']['model.safetensors']}")
     if args.check:
-        shipped = json.loads((pt.shipped_base() / "recipe.json").read_text())
+        shipped = json.loads((shipped_base() / "recipe.json").read_text())
         if shipped["recipe"] != info["recipe"]:
             print("qwt: error: --check compares the full recipe with the shipped base; drop --quick", file=sys.stderr)
             return 2
@@ -267,27 +373,58 @@ _COMMANDS = {"finetune": _cmd_finetune, "eval": _cmd_eval, "generate": _cmd_gene
              "pretrain": _cmd_pretrain}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the ``qwt`` command line; returns the exit status.
+def _debug() -> bool:
+    return os.environ.get("QWT_DEBUG", "").strip() not in ("", "0")
 
-    Bad input (unknown method or target, missing or malformed dataset, a checkpoint from another
-    configuration, ...) prints ``qwt: error: ...`` and returns 2; a diverged run or a failed save
-    returns 1 (the message says which checkpoint is intact).
-    """
+
+def _fail(e: BaseException, code: int) -> int:
+    if _debug():
+        traceback.print_exception(e)
+    print(f"qwt: error: {e}", file=sys.stderr)
+    return code
+
+
+def _run(args) -> int:
     from qwt.data import DataError
     from qwt.training import CheckpointError, CheckpointMismatchError, TrainingDiverged
 
+    try:
+        return _COMMANDS[args.command](args)
+    except (TrainingDiverged, CheckpointError) as e:
+        return _fail(e, 1)
+    except (UsageError, CheckpointMismatchError, DataError, ValueError, TypeError, FileNotFoundError,
+            FileExistsError, PermissionError, NotADirectoryError, IsADirectoryError) as e:
+        return _fail(e, 2)
+    except OSError as e:  # the machine's, not the input's (disk full, I/O error): said plainly
+        return _fail(e, 1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the ``qwt`` command line; returns the exit status.
+
+    Bad input (unknown method or target, missing or malformed dataset or model, a checkpoint from
+    another configuration, a path that is not a run directory, ...) prints ``qwt: error: ...``
+    naming the flag or file and returns 2; a diverged run, a failed save or an I/O error returns 1
+    (the message says which checkpoint is intact). Any other exception is an internal error:
+    ``qwt: internal error: TYPE: MESSAGE`` and a hint, exit status 1; with ``QWT_DEBUG=1`` the
+    traceback is printed too (for every error). Ctrl-C returns 130 with a one-line message.
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed its message
         return int(e.code or 0)
     try:
-        return _COMMANDS[args.command](args)
-    except (TrainingDiverged, CheckpointError) as e:
-        print(f"qwt: error: {e}", file=sys.stderr)
+        return _run(args)
+    except KeyboardInterrupt:
+        print("qwt: interrupted (checkpoints already written are kept; run the command again to resume)",
+              file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the promise: never a bare library traceback
+        if _debug():
+            traceback.print_exception(e)
+        print(f"qwt: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        if not _debug():
+            print("qwt: this is a bug, not your input; rerun with QWT_DEBUG=1 to print the traceback "
+                  "(and please report it)", file=sys.stderr)
         return 1
-    except (UsageError, CheckpointMismatchError, DataError, ValueError, TypeError, FileNotFoundError,
-            FileExistsError) as e:
-        print(f"qwt: error: {e}", file=sys.stderr)
-        return 2

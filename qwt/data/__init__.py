@@ -2,7 +2,9 @@
 
 - :class:`Example` / :class:`DataError` (``examples.py``);
 - loaders :func:`load_alpaca`, :func:`load_chat`, :func:`load_reasoning`, :func:`load_examples`
-  (``formats.py``; the format reference is that module's docstring; samples in ``samples/``);
+  (``formats.py``; the format reference is that module's docstring; samples in ``samples/``),
+  :func:`detect_format` (``detect.py``: refuses ambiguous files) and the per-file
+  :class:`LoadReport` of what was read, skipped and not read (``records.py``: reading, decoding);
 - :mod:`qwt.data.maths`: ``generate(n, families=..., difficulty=..., seed=...)``, ``FAMILIES``;
 - :func:`extract_answer`, :func:`strict_matches`, :func:`strict_accuracy` (``answers.py``);
 - :data:`TEMPLATES`, :class:`Template` (``templates.py``);
@@ -31,11 +33,13 @@ from qwt.data.answers import extract_answer, normalize_answer, strict_accuracy, 
 from qwt.data.batches import Batches
 from qwt.data.encode import EncodeStats, encode_examples, encode_prompts
 from qwt.data.examples import DataError, Example
-from qwt.data.formats import load_alpaca, load_chat, load_examples, load_reasoning, read_records
+from qwt.data.formats import detect_format, load_alpaca, load_chat, load_examples, load_reasoning, read_records
+from qwt.data.records import LoadReport
 from qwt.data.templates import TEMPLATES, Template, get_template
 
 __all__ = [
     "Example", "DataError", "maths", "metrics", "load_alpaca", "load_chat", "load_reasoning", "load_examples",
-    "read_records", "extract_answer", "normalize_answer", "strict_accuracy", "strict_matches",
+    "read_records", "detect_format", "LoadReport", "extract_answer", "normalize_answer", "strict_accuracy",
+    "strict_matches",
     "Batches", "EncodeStats", "encode_examples", "encode_prompts", "TEMPLATES", "Template", "get_template",
 ]

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import math
 import string
+import zlib
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -42,7 +43,7 @@ from qwt.data.answers import extract_answer, strict_accuracy
 from qwt.data.examples import DataError, Example
 
 __all__ = ["FAMILIES", "ALPHABET", "generate", "gsm8k_response", "trace_response", "native_response",
-           "native_answer", "reserved", "RESPONSE_STYLES", "extract_answer", "strict_accuracy"]
+           "varied_response", "native_answer", "reserved", "RESPONSE_STYLES", "extract_answer", "strict_accuracy"]
 
 ALPHABET = frozenset(string.ascii_letters + string.digits + " \n.,?:=+-*/#%()'<>")
 
@@ -258,16 +259,15 @@ def gsm8k_response(steps: list[str], answer: int) -> str:
 
 
 def trace_response(steps: list[str], answer: int) -> str:
-    """R1-Distill-SFT's shape: a ``<think>`` block with one numbered step a line, then ``#### answer``.
+    """R1-Distill-SFT's shape: the reasoning inside a ``<think>`` block, a step a line, then ``#### answer``.
 
     The fine-tuning target of ``qwt compare``'s built-in task; the shipped base model never saw it.
 
     Example:
         >>> trace_response(["3 * 4 = 12.", "12 + 7 = 19."], 19)
-        '<think>\\nStep 1: 3 * 4 = 12.\\nStep 2: 12 + 7 = 19.\\n</think>\\n#### 19'
+        '<think>\\n3 * 4 = 12.\\n12 + 7 = 19.\\n</think>\\n#### 19'
     """
-    lines = [f"Step {i}: {s}" for i, s in enumerate(steps, 1)]
-    return "<think>\n" + "\n".join(lines) + f"\n</think>\n#### {answer}"
+    return "<think>\n" + "\n".join(steps) + f"\n</think>\n#### {answer}"
 
 
 def native_response(steps: list[str], answer: int) -> str:
@@ -282,6 +282,34 @@ def native_response(steps: list[str], answer: int) -> str:
         '3 * 4 = 12. 12 + 7 = 19.\\nResult: 19'
     """
     return " ".join(steps) + f"\nResult: {answer}"
+
+
+def varied_response(steps: list[str], answer: int) -> str:
+    """The shipped base's pretraining layouts: one of four, each ending ``Result: answer``.
+
+    Which layout is a fixed hash of the steps (no seed involved): steps on one line; a ``# Working``
+    header with a step a line; steps inside ``<work>`` tags; steps numbered ``(1) (2) ...``. The mix
+    keeps every character of the trace layout alive in the base (``#``, ``<``, ``>``, line breaks,
+    numbering), so fine-tuning has a new *format* to learn rather than dead output tokens to revive,
+    while no pretraining text contains a marker that :func:`qwt.data.extract_answer` reads (no
+    ``####``, no "the answer is"). :func:`native_answer` reads all four.
+
+    Example:
+        >>> varied_response(["3 * 4 = 12.", "12 + 7 = 19."], 19)
+        '3 * 4 = 12. 12 + 7 = 19.\\nResult: 19'
+        >>> sorted({varied_response([f"1 + {k} = {k + 1}."], k + 1)[:2] for k in range(40)})
+        ['# ', '(1', '1 ', '<w']
+    """
+    layout = zlib.crc32("|".join(steps).encode()) % 4
+    if layout == 0:
+        body = " ".join(steps)
+    elif layout == 1:
+        body = "# Working\n" + "\n".join(steps)
+    elif layout == 2:
+        body = "<work>" + " ".join(steps) + "</work>"
+    else:
+        body = " ".join(f"({i}) {s}" for i, s in enumerate(steps, 1))
+    return body + f"\nResult: {answer}"
 
 
 def native_answer(text: str) -> str | None:
@@ -315,6 +343,7 @@ def reserved(prompt: str) -> bool:
 
 RESPONSE_STYLES: dict[str, Callable[[list[str], int], str]] = {
     "gsm8k": gsm8k_response, "trace": trace_response, "native": native_response,
+    "varied": varied_response,
 }
 """Response layouts by name (the dataset specs ``maths:``, ``trace:`` and the pretraining recipe)."""
 

@@ -21,14 +21,16 @@ Example:
 from qwt.models.config import ROPE_TYPES, ModelConfig, builtin_config, config_from_hf, read_hf_config
 from qwt.models.generate import generate
 from qwt.models.layers import MLP, Attention, DecoderLayer, RMSNorm, apply_rope, rope_cos_sin, rope_frequencies
-from qwt.models.loading import load, save
+from qwt.models.loading import ModelFileError, load, read_config, save
 from qwt.models.loss import lm_loss
-from qwt.models.tokenizer import Tokenizer, builtin_tokenizer, load_tokenizer
+from qwt.models.tokenizer import (Tokenizer, UnknownCharacterWarning, builtin_tokenizer, check_vocab, load_tokenizer,
+                                  model_tokenizer)
 from qwt.models.transformer import CausalLM, KVCache, init_cache
 
 __all__ = [
     "ModelConfig", "builtin_config", "config_from_hf", "read_hf_config", "ROPE_TYPES",
     "CausalLM", "KVCache", "init_cache", "RMSNorm", "Attention", "MLP", "DecoderLayer",
     "rope_frequencies", "rope_cos_sin", "apply_rope",
-    "load", "save", "generate", "lm_loss", "Tokenizer", "builtin_tokenizer", "load_tokenizer",
+    "load", "save", "read_config", "ModelFileError", "generate", "lm_loss", "Tokenizer", "builtin_tokenizer",
+    "load_tokenizer", "model_tokenizer", "check_vocab", "UnknownCharacterWarning",
 ]

@@ -2,17 +2,30 @@
 
 Both are `Tokenizer` objects wrapping a ``tokenizers.Tokenizer``, so the built-in one saves to and
 loads from ``tokenizer.json`` like any Hugging Face tokenizer.
+
+Nothing is lost silently: a broken tokenizer file raises `ModelFileError` naming it; `model_tokenizer`
+refuses a tokenizer whose ids do not fit the model's embedding (and the built-in one for a model with
+another vocabulary); and text a tokenizer can only encode as its unknown token (non-ASCII text with
+the built-in one) issues an `UnknownCharacterWarning` with the count and an example character. A
+warning rather than an error, because one stray character (a curly quote, an accent) should not stop
+a run, but it must be seen; ``warnings.simplefilter("error", UnknownCharacterWarning)`` makes it fatal.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
-import json
 import pathlib
 import string
+import warnings
 
 import tokenizers
 from tokenizers import decoders, models, pre_tokenizers
+
+from qwt.models.loading import ModelFileError, read_json
+
+__all__ = ["Tokenizer", "UnknownCharacterWarning", "builtin_tokenizer", "load_tokenizer", "model_tokenizer",
+           "check_vocab", "SPECIAL_TOKENS", "ALPHABET"]
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 # Digits, letters, ASCII punctuation, space and newline: enough for the generated maths/instruction data.
@@ -26,6 +39,10 @@ _FALLBACK = {
 }
 
 
+class UnknownCharacterWarning(UserWarning):
+    """Text held characters the tokenizer has no token for; they were encoded as its unknown token."""
+
+
 class Tokenizer:
     """Text <-> ids with the special ids the models and data pipeline need.
 
@@ -36,6 +53,8 @@ class Tokenizer:
 
     Attributes:
         vocab_size, pad_id, eos_id, bos_id (ids may be None when the tokenizer lacks that token).
+        unk_id: id of the unknown token of the backend's model, or None (byte-level BPE has none).
+        unknown_chars: ``collections.Counter`` of the characters `encode` turned into ``unk_id``.
 
     Example:
         >>> tok = builtin_tokenizer()
@@ -50,6 +69,9 @@ class Tokenizer:
         self.eos_id = self._id(eos_token)
         self.bos_id = self._id(bos_token)
         self.pad_id = self._id(pad_token) if pad_token is not None else self.eos_id
+        unk = getattr(backend.model, "unk_token", None)
+        self.unk_id = backend.token_to_id(unk) if isinstance(unk, str) else None
+        self.unknown_chars = collections.Counter()
 
     def _id(self, token):
         if token is None:
@@ -64,10 +86,43 @@ class Tokenizer:
         return self.backend.get_vocab_size(with_added_tokens=True)
 
     def encode(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
-        """Token ids of ``text`` (no bos/eos unless ``add_special_tokens`` and the tokenizer adds them)."""
+        """Token ids of ``text`` (no bos/eos unless ``add_special_tokens`` and the tokenizer adds them).
+
+        Args:
+            text: the text to encode.
+            add_special_tokens: let the tokenizer's post-processor add its bos/eos tokens.
+
+        Returns:
+            The ids, a list of ints.
+
+        Warns:
+            UnknownCharacterWarning: ``text`` holds characters the vocabulary lacks (encoded as the
+                unknown token); issued once per new character, all counted in ``unknown_chars``.
+        """
         if not isinstance(text, str):
             raise TypeError(f"encode expects a str, got {type(text).__name__}")
-        return self.backend.encode(text, add_special_tokens=add_special_tokens).ids
+        encoding = self.backend.encode(text, add_special_tokens=add_special_tokens)
+        ids = encoding.ids
+        if self.unk_id is not None and self.unk_id in ids:
+            self._report_unknown(text, ids, encoding.offsets)
+        return ids
+
+    def _report_unknown(self, text, ids, offsets):
+        unk = self.backend.id_to_token(self.unk_id)
+        # A literal "<unk>" in the text is the token itself, not a lost character.
+        lost = [text[a:b] for i, (a, b) in zip(ids, offsets) if i == self.unk_id and text[a:b] != unk]
+        if not lost:
+            return
+        chars = [c for piece in lost for c in piece]
+        new = sorted({c for c in chars if c not in self.unknown_chars})
+        self.unknown_chars.update(chars)
+        if new:  # once per character: a corpus in another script would otherwise warn on every example
+            examples = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in new[:5])
+            warnings.warn(
+                f"{len(chars)} character(s) of this text have no token in the vocabulary and were encoded as "
+                f"{unk!r}, e.g. {examples}; the model cannot read or learn them ({len(self.unknown_chars)} "
+                f"distinct unknown character(s) so far). Use the model's own tokenizer.json or clean the data.",
+                UnknownCharacterWarning, stacklevel=3)
 
     def decode(self, ids, *, skip_special_tokens: bool = True) -> str:
         """Text of ``ids`` (a list/array of ints); special tokens are dropped by default."""
@@ -136,8 +191,17 @@ def load_tokenizer(path_or_dir) -> Tokenizer:
     Special tokens come from ``tokenizer_config.json`` / ``special_tokens_map.json`` beside it when
     present, else from common names (``</s>``, ``<|endoftext|>``, ...); pad falls back to eos.
 
+    Args:
+        path_or_dir: the tokenizer.json file or its directory.
+
+    Returns:
+        A `Tokenizer`.
+
     Raises:
         FileNotFoundError: no tokenizer.json there.
+        ModelFileError: tokenizer.json is not a tokenizer, or a tokenizer_config.json /
+            special_tokens_map.json beside it is not JSON or names a special token tokenizer.json lacks
+            (the two come from different tokenizers).
 
     Example:
         >>> import tempfile
@@ -149,18 +213,97 @@ def load_tokenizer(path_or_dir) -> Tokenizer:
     file = p / "tokenizer.json" if p.is_dir() else p
     if not file.is_file():
         raise FileNotFoundError(f"no tokenizer.json at {file}")
-    backend = tokenizers.Tokenizer.from_file(str(file))
+    try:
+        backend = tokenizers.Tokenizer.from_file(str(file))
+    except Exception as e:  # the Rust parser raises a bare Exception that names no file
+        raise ModelFileError(f"{file}: not a valid tokenizer.json ({e}); re-download it or save it again "
+                             "with the model's tokenizer (save_pretrained)") from None
     named = {}
     for meta in ("special_tokens_map.json", "tokenizer_config.json"):
         meta_file = file.parent / meta
-        if meta_file.is_file():
-            with open(meta_file) as f:
-                data = json.load(f)
-            for kind in ("pad", "bos", "eos"):
-                text = _token_text(data.get(f"{kind}_token"))
-                if text is not None and backend.token_to_id(text) is not None:
-                    named[kind] = text
+        if not meta_file.is_file():
+            continue
+        data = read_json(meta_file, "re-download it or delete it to use the default special tokens")
+        if not isinstance(data, dict):
+            raise ModelFileError(f"{meta_file}: expected a JSON object, got a {type(data).__name__}")
+        for kind in ("pad", "bos", "eos"):
+            value = data.get(f"{kind}_token")
+            text = _token_text(value)
+            if value is None:
+                continue
+            if not isinstance(text, str):
+                raise ModelFileError(f"{meta_file}: {kind}_token must be a string or an AddedToken object, "
+                                     f"got {value!r}")
+            if backend.token_to_id(text) is None:
+                # Guessing another token would train on the wrong end-of-text marker without a word.
+                raise ModelFileError(f"{meta_file}: {kind}_token {text!r} is not in {file}; the files come from "
+                                     "different tokenizers: re-download them together")
+            named[kind] = text
     for kind, names in _FALLBACK.items():
         if kind not in named:
             named[kind] = next((n for n in names if backend.token_to_id(n) is not None), None)
     return Tokenizer(backend, pad_token=named["pad"], bos_token=named["bos"], eos_token=named["eos"])
+
+
+def check_vocab(tokenizer: Tokenizer, vocab_size: int, *, source) -> None:
+    """Refuses a tokenizer that can produce ids the model has no embedding row for.
+
+    A tokenizer smaller than the embedding is accepted (checkpoints pad their vocabulary); a larger
+    one would index past the embedding, which JAX clamps silently instead of failing.
+
+    Args:
+        tokenizer: the tokenizer to check.
+        vocab_size: the model's embedding rows (``config.vocab_size``).
+        source: where the tokenizer came from, for the message (a path or a name).
+
+    Raises:
+        ModelFileError: the tokenizer's largest id is ``>= vocab_size``.
+
+    Example:
+        >>> check_vocab(builtin_tokenizer(), 64, source="builtin")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        qwt.models.loading.ModelFileError: builtin: the tokenizer has ids up to 99 but the model embeds only 64 ...
+    """
+    ids = tokenizer.backend.get_vocab(with_added_tokens=True).values()
+    top = max(ids, default=-1)
+    if top >= vocab_size:
+        raise ModelFileError(f"{source}: the tokenizer has ids up to {top} but the model embeds only {vocab_size} "
+                             "tokens (config.json vocab_size); it belongs to another model: use the model's own "
+                             "tokenizer.json")
+
+
+def model_tokenizer(directory, vocab_size: int) -> Tokenizer:
+    """The tokenizer of a checkpoint directory, refused unless it fits the model.
+
+    Args:
+        directory: the checkpoint directory.
+        vocab_size: the model's ``config.vocab_size``.
+
+    Returns:
+        ``load_tokenizer(directory)`` when it holds a tokenizer.json, else the built-in character
+        tokenizer, which is only accepted when ``vocab_size`` is exactly its size.
+
+    Raises:
+        ModelFileError: no tokenizer.json for a model with another vocabulary, a tokenizer.json that
+            does not load, or one with more tokens than the model embeds.
+
+    Example:
+        >>> import tempfile
+        >>> model_tokenizer(tempfile.mkdtemp(), 100).vocab_size
+        100
+    """
+    directory = pathlib.Path(directory)
+    file = directory / "tokenizer.json"
+    if file.is_file():
+        tok = load_tokenizer(file)
+        check_vocab(tok, vocab_size, source=file)
+        return tok
+    tok = builtin_tokenizer()
+    if vocab_size != tok.vocab_size:
+        # Any other size means the model was trained with a different tokenizer: its ids would
+        # mean other characters, so training would proceed on garbage.
+        raise ModelFileError(f"{file}: missing, and the model's vocabulary ({vocab_size} tokens in config.json) is "
+                             f"not the built-in character tokenizer's ({tok.vocab_size}); copy the model's own "
+                             f"tokenizer.json into {directory}")
+    return tok

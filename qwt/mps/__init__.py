@@ -19,10 +19,10 @@ from qwt.mps import compile, svd
 from qwt.mps.measure import expectation, sample
 from qwt.mps.simulate import move_center, state
 from qwt.mps.tensors import (
-    MPS, fidelity_estimate, fidelity_lower_bound, from_dense, inner, norm, product_state, to_dense,
+    MPS, exact_bond, fidelity_estimate, fidelity_lower_bound, from_dense, inner, norm, product_state, to_dense,
 )
 
 __all__ = [
     "MPS", "state", "expectation", "sample", "to_dense", "from_dense", "norm", "inner",
-    "product_state", "move_center", "fidelity_estimate", "fidelity_lower_bound", "compile", "svd",
+    "product_state", "move_center", "fidelity_estimate", "fidelity_lower_bound", "exact_bond", "compile", "svd",
 ]

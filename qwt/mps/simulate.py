@@ -27,10 +27,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from qwt.circuit import Circuit, Repeat
+from qwt.circuit import Circuit, Repeat, guards
 from qwt.mps import compile as _compile
 from qwt.mps import svd as _svd
-from qwt.mps.tensors import MPS, _truncate, check_cutoff, check_dtype, check_max_bond, product_state
+from qwt.mps.tensors import (
+    MPS, _truncate, check_cutoff, check_dtype, check_max_bond, check_tensor_memory, exact_bond, norm, product_state,
+)
 
 __all__ = ["state", "move_center", "run_rows"]
 
@@ -129,22 +131,30 @@ def state(
 
     Args:
       circuit: a :class:`qwt.Circuit` (any gate; see :mod:`qwt.mps.compile` for routing and the
-        refusal of ``unitary`` on 3+ wires).
-      max_bond: χ, a Python int ≥ 1 (it fixes array shapes).
+        refusal of ``unitary`` on 3+ wires); concrete angles must be finite.
+      max_bond: χ, a Python int ≥ 1 (it fixes array shapes). It is capped at the largest useful
+        bond, ``2**(n // 2)`` (the cut after site ``k`` has rank at most ``2**min(k, n-k)``, see
+        :func:`qwt.mps.exact_bond`), where the simulation is exact; the returned MPS then has
+        that bond (or ``initial_state``'s, if larger), not ``max_bond``.
       cutoff: also drop singular values ``s_i <= cutoff * s_0`` (relative), in ``[0, 1)``.
-      initial_state: an :class:`MPS` to start from (padded to ``max_bond``); default ``|0...0>``.
+      initial_state: an :class:`MPS` to start from (padded to the bond above); default
+        ``|0...0>``. A concrete one must be normalised (``|‖ψ‖ - 1| <= 1e-4``).
       dtype: complex64 (default) or complex128.
-      svd_eps: derivative broadening ``ε`` (default :func:`qwt.mps.svd.default_eps`).
+      svd_eps: derivative broadening ``ε >= 0`` (default :func:`qwt.mps.svd.default_eps`).
 
     Returns:
       The :class:`MPS`; ``discarded`` holds one entry per two-site update (and centre move).
+
+    Traced angles and initial states (inside ``jit``/``grad``/``vmap``) cannot be read and are not
+    checked; the memory check reads only shapes and always runs.
 
     Differentiation is reverse mode (``grad``, ``vjp``; the two-site update has a custom VJP that
     keeps the backward pass O(χ³) per gate instead of O(n χ²)); ``jvp``/``jacfwd`` are not supported.
 
     Raises:
-      TypeError/ValueError: bad ``max_bond``, ``cutoff``, ``dtype`` or ``initial_state``, or a
-      gate the MPS path cannot apply.
+      TypeError/ValueError: bad ``max_bond``, ``cutoff``, ``dtype``, ``svd_eps`` or
+      ``initial_state``, a NaN/inf angle, site tensors too large for memory (checked before
+      allocating), or a gate the MPS path cannot apply.
 
     Example:
       >>> import jax, jax.numpy as jnp, qwt
@@ -159,19 +169,30 @@ def state(
     """
     if not isinstance(circuit, Circuit):
         raise TypeError(f"expected a qwt.Circuit, got {type(circuit).__name__}")
-    chi = check_max_bond(max_bond)
+    max_bond = check_max_bond(max_bond)
     cutoff = check_cutoff(cutoff)
     dtype = check_dtype(dtype)
+    svd_eps = _svd.check_eps(svd_eps)
     n = circuit.n_qubits
-    if initial_state is None:
-        m0, fresh = product_state(n, chi, dtype), True
-    else:
+    # Beyond exact_bond(n) every extra bond index is zero padding: cap it (max_bond=10**6 on 3
+    # qubits would otherwise ask for 87 TiB of site tensors).
+    chi = min(max_bond, exact_bond(n))
+    if initial_state is not None:
         if not isinstance(initial_state, MPS):
             raise TypeError(f"initial_state must be a qwt.mps.MPS, got {type(initial_state).__name__}")
         if initial_state.n_qubits != n:
             raise ValueError(f"initial_state has {initial_state.n_qubits} qubits, the circuit {n}")
-        if initial_state.max_bond > chi:
-            raise ValueError(f"initial_state has bond {initial_state.max_bond} > max_bond={chi}")
+        if initial_state.max_bond > max_bond:
+            raise ValueError(f"initial_state has bond {initial_state.max_bond} > max_bond={max_bond}")
+        chi = max(chi, initial_state.max_bond)  # its tensors are kept whole, never cut
+    check_tensor_memory(n, chi, dtype)
+    guards.check_circuit_angles(circuit, "qwt.mps.state")
+    if initial_state is None:
+        m0, fresh = product_state(n, chi, dtype), True
+    else:
+        if not guards.is_traced(initial_state.tensors):
+            with jax.ensure_compile_time_eval():  # concrete even while an outer function is traced
+                guards.check_unit_norm(float(norm(initial_state)))
         pad = chi - initial_state.max_bond
         t = jnp.pad(initial_state.tensors.astype(dtype), ((0, 0), (0, pad), (0, 0), (0, pad)))
         m0, fresh = MPS(t, initial_state.discarded.astype(jnp.finfo(dtype).dtype), initial_state.center), False

@@ -35,12 +35,30 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["svd", "qr", "default_eps"]
+from qwt.circuit import guards
+
+__all__ = ["svd", "qr", "default_eps", "check_eps"]
 
 
 def default_eps(dtype) -> float:
     """The Lorentzian broadening ``ε`` for a complex (or real) dtype: 1e-12 single, 1e-24 double."""
     return 1e-24 if jnp.finfo(jnp.dtype(dtype)).bits == 64 else 1e-12
+
+
+def check_eps(eps):
+    """``eps`` is None (the default broadening) or a finite real ``>= 0``; returns it as a float.
+
+    A negative or NaN ``ε`` would put poles back into the derivative the broadening removes.
+
+    Raises:
+      TypeError: not a real number; ValueError: negative, NaN or inf.
+    """
+    if eps is None:
+        return None
+    eps = guards.check_real(eps, "svd_eps")
+    if eps < 0:
+        raise ValueError(f"svd_eps must be >= 0 (0: the textbook derivative), got {eps}")
+    return eps
 
 
 def _h(x):

@@ -32,12 +32,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qwt.circuit import check_state_dtype
+from qwt.circuit import check_state_dtype, guards
 from qwt.mps import svd as _svd
 
 __all__ = [
     "MPS", "product_state", "to_dense", "from_dense", "norm", "inner",
     "fidelity_estimate", "fidelity_lower_bound", "check_max_bond", "check_cutoff", "check_dtype",
+    "exact_bond", "check_tensor_memory",
 ]
 
 #: to_dense refuses results larger than this many bytes (a state vector that big belongs in qwt.statevector).
@@ -102,6 +103,23 @@ def check_max_bond(max_bond) -> int:
     return int(max_bond)
 
 
+def exact_bond(n_qubits: int) -> int:
+    """The largest bond an ``n_qubits`` MPS can use: ``max_k 2**min(k, n-k) = 2**(n // 2)``.
+
+    The cut after site ``k`` separates ``2**k`` from ``2**(n-k)`` amplitudes, so its Schmidt rank
+    is at most ``2**min(k, n-k)``; a larger χ is exact padding that only costs memory and time.
+    """
+    return 2 ** (int(n_qubits) // 2)
+
+
+def check_tensor_memory(n_qubits: int, chi: int, dtype, copies: int = guards.STATE_COPIES) -> None:
+    """Raises ValueError before allocating ``copies`` site arrays ``(n, χ, 2, χ)`` that cannot fit."""
+    nbytes = int(n_qubits) * chi * 2 * chi * jnp.dtype(dtype).itemsize
+    guards.check_memory(nbytes, f"an MPS of {n_qubits} sites with max_bond={chi}", copies=copies,
+                        detail=jnp.dtype(dtype).name,
+                        hint=f"Lower max_bond ({exact_bond(n_qubits)} is already exact for {n_qubits} qubits).")  # fmt: skip
+
+
 def check_cutoff(cutoff) -> float:
     """``cutoff`` must be a real number in ``[0, 1)``: singular values ``s_i <= cutoff * s_0`` are dropped."""
     if isinstance(cutoff, (bool, np.bool_)) or not isinstance(cutoff, numbers.Real):
@@ -128,16 +146,22 @@ def product_state(n_qubits: int, max_bond: int, dtype=jnp.complex64) -> MPS:
 
     Args:
       n_qubits: number of sites (≥ 1).
-      max_bond: the padded bond dimension χ.
+      max_bond: the padded bond dimension χ (kept as given; :func:`qwt.mps.state` caps it at
+        :func:`exact_bond`).
       dtype: complex64 (default) or complex128.
 
     Returns:
       An :class:`MPS` with centre 0 and an empty ``discarded`` record.
+
+    Raises:
+      ValueError: bad sizes, or site tensors that would not fit in memory (checked before allocating).
     """
     if isinstance(n_qubits, bool) or not isinstance(n_qubits, (numbers.Integral, np.integer)) or n_qubits < 1:
         raise ValueError(f"n_qubits must be a positive int, got {n_qubits!r}")
     chi = check_max_bond(max_bond)
     dtype = check_dtype(dtype)
+    # Built in complex128 on the host before the cast: count those bytes, one copy each.
+    check_tensor_memory(n_qubits, chi, np.complex128, copies=2)
     t = np.zeros((int(n_qubits), chi, 2, chi), dtype=np.complex128)
     t[:, 0, 0, 0] = 1.0
     return MPS(jnp.asarray(t, dtype), jnp.zeros((0,), jnp.finfo(dtype).dtype), 0)
@@ -192,7 +216,7 @@ def from_dense(psi, max_bond: int | None = None, cutoff: float = 0.0, dtype=None
 
     Args:
       psi: the state vector, qubit 0 most significant.
-      max_bond: χ; default ``2**(n // 2)`` (exact).
+      max_bond: χ; default and cap ``2**(n // 2)`` (exact; see :func:`exact_bond`).
       cutoff: drop singular values ``s_i <= cutoff * s_0``.
       dtype: complex64/complex128; default from ``psi`` (complex64 for real input).
       eps: SVD derivative broadening (see :mod:`qwt.mps.svd`).
@@ -215,8 +239,9 @@ def from_dense(psi, max_bond: int | None = None, cutoff: float = 0.0, dtype=None
     if dtype is None:
         dtype = psi.dtype if jnp.issubdtype(psi.dtype, jnp.complexfloating) else jnp.complex64
     dtype = check_dtype(dtype)
-    chi = 2 ** (n // 2) if max_bond is None else check_max_bond(max_bond)
+    chi = exact_bond(n) if max_bond is None else min(check_max_bond(max_bond), exact_bond(n))
     cutoff = check_cutoff(cutoff)
+    eps = _svd.check_eps(eps)
     rest = psi.astype(dtype).reshape(1, -1)
     sites, disc = [], []
     for i in range(n - 1):

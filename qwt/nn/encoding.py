@@ -31,7 +31,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from qwt.circuit import Circuit
+from qwt.circuit import Circuit, guards
 
 __all__ = [
     "SCALINGS", "ROTATIONS", "scale_inputs", "product_state", "product_state_from_angles", "encode_gates",
@@ -90,15 +90,24 @@ def product_state(x, rotation: str = "ry", scaling: str = "arctan", dtype=jnp.co
     Returns:
       States of shape ``(batch, 2**n_qubits)``, qubit 0 most significant; equal to simulating
       :func:`encode_gates` on ``|0…0⟩``.
+
+    Raises:
+      ValueError: the ``batch × 2**n_qubits`` states would not fit in memory (checked from the
+        shape, before anything is allocated; also under ``jit``).
     """
     return product_state_from_angles(scale_inputs(x, scaling), rotation, dtype)
 
 
 def product_state_from_angles(theta, rotation: str = "ry", dtype=jnp.complex64):
-    """:func:`product_state` from the angles themselves, shape ``(batch, n_qubits)``."""
+    """:func:`product_state` from the angles themselves, shape ``(batch, n_qubits)``.
+
+    Raises:
+      ValueError: an unknown rotation, or states that would not fit in memory.
+    """
     check_choice(rotation, ROTATIONS, "encoding rotation")
-    q = _qubit_states(theta, rotation, dtype)
     rows, n = theta.shape
+    guards.check_state_memory(n, dtype, rows=rows, what="encoded state")
+    q = _qubit_states(theta, rotation, dtype)
 
     def kron(lo, hi):
         psi = q[:, lo, :]
@@ -125,7 +134,13 @@ def encode_gates(circuit: Circuit, x, rotation: str = "ry", scaling: str = "arct
 
 
 def amplitude_state(x, dtype=jnp.complex64):
-    """``x/‖x‖`` per row as a state (zero rows map to ``|0…0⟩``), shape ``(batch, 2**n)``."""
+    """``x/‖x‖`` per row as a state (zero rows map to ``|0…0⟩``), shape ``(batch, 2**n)``.
+
+    Raises:
+      ValueError: the states (and their working copies) would not fit in memory.
+    """
+    rows, width = x.shape
+    guards.check_state_memory(max(width - 1, 0).bit_length(), dtype, rows=rows, what="amplitude-encoded state")
     n2 = jnp.sum(x * x, axis=-1, keepdims=True)
     ok = n2 > 0
     # Safe norm: no NaN gradient through the zero branch.

@@ -29,6 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from qwt.circuit.guards import check_real
+
 __all__ = ["MPOLinear", "factorize"]
 
 
@@ -102,8 +104,8 @@ class MPOLinear(nnx.Module):
       in_shape: factors ``(m_1, …, m_K)`` of the input dimension.
       out_shape: factors ``(n_1, …, n_K)`` of the output dimension (same K; use 1s to pad).
       bond: internal bond dimension (int, or K−1 ints), each >= 1; capped at the useful rank.
-      init_std: standard deviation of the full matrix's entries at initialisation; default
-        ``1/sqrt(d_in)`` (output variance ≈ input variance). Every core is drawn from
+      init_std: standard deviation of the full matrix's entries at initialisation, a finite
+        real ``> 0``; default ``1/sqrt(d_in)`` (output variance ≈ input variance). Every core is drawn from
         ``N(0, σ²)`` with ``σ² = (init_std² / ∏ r_k)^(1/K)`` so the contracted matrix has that
         entry variance.
       zero_last: zero-initialise the last core, so the map starts at exactly 0 (LoRA's ``B = 0``).
@@ -112,7 +114,8 @@ class MPOLinear(nnx.Module):
       rngs: ``nnx.Rngs``.
 
     Raises:
-      ValueError: empty/non-positive shapes, different numbers of factors, bond < 1.
+      ValueError: empty/non-positive shapes, different numbers of factors, bond < 1, an
+        ``init_std`` that is not finite and ``> 0``.
 
     Example:
       >>> import numpy as np
@@ -145,7 +148,11 @@ class MPOLinear(nnx.Module):
         self.in_shape, self.out_shape, self.bonds = in_shape, out_shape, bonds
         self.in_features, self.out_features = math.prod(in_shape), math.prod(out_shape)
         k = len(in_shape)
-        std = 1.0 / math.sqrt(self.in_features) if init_std is None else float(init_std)
+        # std enters squared: -1 would silently act as 1, and 0 would freeze every core at zero.
+        if init_std is None:
+            std = 1.0 / math.sqrt(self.in_features)
+        else:
+            std = check_real(init_std, "MPOLinear init_std", positive=True)
         sigma = (std**2 / math.prod(bonds)) ** (1.0 / (2 * k))
         ranks = (1, *bonds, 1)
         shapes = [(ranks[i], in_shape[i], out_shape[i], ranks[i + 1]) for i in range(k)]

@@ -23,7 +23,13 @@ Simulators (all exact except ``"mps"`` below its exact bond dimension):
   (encoding gates included).
 
 The quantum part always runs in float32/complex64 (inputs are cast), whatever the model's dtype;
-outputs come back in the input's dtype.
+outputs come back in the input's dtype. Inputs must be real floating arrays (an int or complex
+input is a TypeError: casting would silently give int outputs or drop imaginary parts).
+
+Guards (:mod:`qwt.circuit.guards`): on the state-vector paths the layer refuses, before allocating,
+a register or batch whose states cannot fit in memory (at construction for one state, at call
+time for the batch); a concrete input or angle array holding NaN/inf is a ValueError. Traced
+values (inside ``jit``/``grad``/``vmap``) cannot be read, so they are not checked.
 
 Example:
     >>> import jax.numpy as jnp
@@ -41,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from qwt.circuit import Circuit, Z, as_observable, check_observable_wires
+from qwt.circuit import Circuit, Z, as_observable, check_observable_wires, guards
 from qwt.kernels import blocks as _blocks
 from qwt.nn import ansatz as _ansatz
 from qwt.nn import encoding as _enc
@@ -128,12 +134,13 @@ class QuantumLayer(nnx.Module):
         state vector through ``qwt.kernels.layered_expectations``, the fast path QTHA uses;
         amplitude encoding or more than 12 qubits fall back to ``"statevector"``) or ``"mps"``.
       max_bond: MPS bond-dimension cap, required with ``simulator="mps"`` (exact once it reaches
-        ``2**(n_qubits // 2)``), not allowed with ``"statevector"``.
+        ``2**(n_qubits // 2)``; larger values are capped there), not allowed with ``"statevector"``.
       param_type: the ``nnx.Variable`` type of the angles (``qwt.peft.AdapterParam`` in adapters).
       rngs: ``nnx.Rngs``; angles start uniform in ``[0, 2π)``.
 
     Raises:
-      ValueError / TypeError: bad sizes or options, at construction.
+      ValueError / TypeError: bad sizes or options, at construction; on the state-vector paths
+        (``"statevector"``, ``"layered"``) also a register whose state cannot fit in memory.
 
     Example:
       >>> import jax.numpy as jnp, qwt
@@ -174,6 +181,9 @@ class QuantumLayer(nnx.Module):
                 raise ValueError("amplitude encoding needs simulator='statevector' (the MPS path takes no initial state)")
             if max_bond is None:
                 raise ValueError("simulator='mps' needs max_bond (the MPS bond-dimension cap)")
+        else:
+            # Fail here, not when the first batch allocates 2**n amplitudes per row.
+            guards.check_state_memory(n_qubits, jnp.complex64, what="QuantumLayer state")
         shape = _ansatz.param_shape(ansatz, n_qubits, layers)
         self.n_qubits = n_qubits
         self.layers = layers
@@ -223,7 +233,8 @@ class QuantumLayer(nnx.Module):
         circuit = _ansatz.build(Circuit(b + n), self.ansatz, self.weights[...], offset=b)
 
         def run(psi):
-            out = statevector.state(circuit, initial_state=psi).reshape(per, 2**n)
+            # apply, not state: the stacked rows form a vector of norm sqrt(rows), not a unit state.
+            out = statevector.apply(circuit, psi).reshape(per, 2**n)
             return _measure_rows(out, self.observables, n)
 
         out = run(psi0[0])[None] if n_chunks == 1 else jax.lax.map(run, psi0)
@@ -290,16 +301,27 @@ class QuantumLayer(nnx.Module):
         """Expectation values per row.
 
         Args:
-          x: real array of shape ``(..., in_features)``.
+          x: real floating array of shape ``(..., in_features)``; a concrete one must be finite.
 
         Returns:
           Array of shape ``(..., out_features)`` in ``x``'s dtype.
+
+        Raises:
+          TypeError: ``x`` is not a real floating array (int, bool, complex).
+          ValueError: a wrong shape, NaN/inf in a concrete ``x`` or in concrete angles, or a
+            batch of states that cannot fit in memory (checked before allocating).
+
+        Traced ``x`` and angles (inside ``jit``/``grad``/``vmap``) are not checked for NaN/inf.
         """
         x = jnp.asarray(x)
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            raise TypeError(f"QuantumLayer input must be a real floating array, got {x.dtype}")
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"QuantumLayer expects inputs of shape (..., {self.in_features}), got {x.shape}"
             )
+        guards.check_finite(x, "QuantumLayer input")
+        guards.check_finite(self.weights[...], "QuantumLayer weights")
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.in_features).astype(jnp.float32)
         if flat.shape[0] == 0:

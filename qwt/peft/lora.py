@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from qwt.circuit.guards import check_real
 from qwt.peft.variables import AdapterParam
 
 __all__ = ["LoRALinear", "check_base"]
@@ -49,8 +50,13 @@ class LoRALinear(nnx.Module):
     Args:
       base: the layer to adapt (kept, not copied).
       rank: LoRA rank ``r`` >= 1 (default 8).
-      alpha: scale numerator; the update is multiplied by ``alpha / rank`` (default 16).
+      alpha: scale numerator, a finite non-zero real; the update is multiplied by ``alpha / rank``
+        (default 16).
       rngs: ``nnx.Rngs`` for ``A``.
+
+    Raises:
+      TypeError: ``base`` not an ``nnx.Linear``, ``alpha`` not a real number.
+      ValueError: ``rank < 1``; ``alpha`` NaN, inf or 0 (a zero scale never trains).
 
     Trainable parameters: ``r · (d_in + d_out)``.
     """
@@ -60,8 +66,9 @@ class LoRALinear(nnx.Module):
     def __init__(self, base: nnx.Linear, *, rank: int = 8, alpha: float = 16.0, rngs: nnx.Rngs):
         base = check_base(base)
         rank = check_positive_int(rank, "LoRA rank")
+        alpha = check_real(alpha, f"{type(self).__name__} alpha", nonzero=True)
         self.base = base
-        self.rank, self.alpha, self.scale = rank, float(alpha), float(alpha) / rank
+        self.rank, self.alpha, self.scale = rank, alpha, alpha / rank
         d_in, d_out = base.in_features, base.out_features
         bound = 1.0 / math.sqrt(d_in)
         self.lora_a = AdapterParam(jax.random.uniform(rngs.params(), (d_in, rank), jnp.float32, -bound, bound))

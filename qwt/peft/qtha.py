@@ -64,6 +64,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from qwt.circuit.guards import check_real
 from qwt.nn import ansatz as _ansatz
 from qwt.nn.encoding import scale_inputs
 from qwt.nn.mpo import MPOLinear, factorize
@@ -133,7 +134,7 @@ class QTHALinear(nnx.Module):
       bond: MPO bond dimension (default 8; int or K−1 ints, >= 1).
       n_cores: number of MPO cores when the factorisations are automatic (default 3).
       down_shapes, up_shapes: explicit ``(in_shape, out_shape)`` factorisations of D and U.
-      scale: ``s`` (default 1.0).
+      scale: ``s``, a finite non-zero real (default 1.0).
       mixer: the nonlinear path: ``"qnn"`` (default, QTHA), ``"mlp"`` (:class:`MixerMLP` with
         exactly the QNN's parameter count, a classical control) or ``"none"`` (no nonlinear path
         and no ``α``: ``Δ = s·U(β⊙Dx)``). Default: the class's ``default_mixer``.
@@ -143,8 +144,8 @@ class QTHALinear(nnx.Module):
 
     Raises:
       ValueError: bottleneck/qubit mismatch, factorisations whose product is not the dimension,
-        bond < 1, bad QNN options.
-      TypeError: ``base`` not an ``nnx.Linear``.
+        bond < 1, bad QNN options, ``scale`` NaN, inf or 0 (a zero scale never trains).
+      TypeError: ``base`` not an ``nnx.Linear``, ``scale`` not a real number.
     """
 
     method = "qtha"
@@ -179,6 +180,7 @@ class QTHALinear(nnx.Module):
             raise ValueError(f"{type(self).__name__} ({self.method!r}) has mixer {self.default_mixer!r}, got {mixer!r}")
         check_positive_int(n_qubits, "n_qubits")
         check_positive_int(n_cores, "n_cores")
+        scale = check_real(scale, f"{type(self).__name__} scale", nonzero=True)
         r = n_qubits if bottleneck is None else check_positive_int(bottleneck, "bottleneck")
         qnn = QuantumLayer(
             n_qubits, layers=qnn_layers, ansatz=ansatz, encoding=encoding, rotation=rotation,

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from qwt.circuit.guards import check_real
 from qwt.nn.mpo import factorize
 from qwt.peft.lora import check_base, check_positive_int
 from qwt.peft.variables import AdapterParam
@@ -55,13 +56,19 @@ def _axes(given, d: int, n: int, what: str) -> tuple[int, ...]:
 
 
 class QuanTALinear(nnx.Module):
-    """An ``nnx.Linear`` with a QuanTA update (formula and defaults in the module docstring)."""
+    """An ``nnx.Linear`` with a QuanTA update (formula and defaults in the module docstring).
+
+    Raises:
+      TypeError: ``base`` not an ``nnx.Linear``, ``scale`` not a real number.
+      ValueError: bad axes; ``scale`` NaN, inf or 0 (a zero scale never trains).
+    """
 
     method = "quanta"
 
     def __init__(self, base: nnx.Linear, *, n_axes: int | None = None, axes_in=None, axes_out=None,
                  scale: float = 1.0, rngs: nnx.Rngs):  # fmt: skip
         base = check_base(base)
+        scale = check_real(scale, "QuanTA scale", nonzero=True)
         n = len(axes_in) if n_axes is None and axes_in is not None else (n_axes or 4)
         if check_positive_int(n, "n_axes") < 2:
             raise ValueError("QuanTA needs n_axes >= 2 (gates act on pairs of axes)")

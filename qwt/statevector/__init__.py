@@ -13,7 +13,9 @@ Pipeline (each step its own module):
 * :mod:`~qwt.statevector.reference`: the naive one-tensordot-per-gate simulator (oracle, baseline).
 
 Everything is jit/grad/vmap compatible: gradients reach every angle, every ``unitary`` matrix
-and a traced ``initial_state``.
+and a traced ``initial_state``. Inputs are checked before any work (:mod:`qwt.circuit.guards`):
+memory from the shapes (before allocating, also under tracing), and concrete angles and initial
+states for NaN/inf and unit norm; traced values cannot be read and are not checked.
 
 Example:
     >>> import qwt
@@ -24,13 +26,12 @@ Example:
 
 from __future__ import annotations
 
-import os
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 
-from qwt.circuit import Circuit, as_observable, check_observable_wires, check_state_dtype
+from qwt.circuit import Circuit, as_observable, check_observable_wires, check_state_dtype, guards
 from qwt.statevector import adjoint, execute, measure, plan, reference
 from qwt.statevector.adjoint import simulate
 
@@ -38,16 +39,6 @@ __all__ = [
     "state", "expectation", "probabilities", "sample", "apply",
     "plan", "execute", "adjoint", "measure", "reference", "simulate",
 ]
-
-
-def _check_memory(n: int, dtype) -> None:
-    need = (2**n) * jnp.dtype(dtype).itemsize
-    avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if need * 3 > avail:
-        raise ValueError(
-            f"a {n}-qubit state needs {need / 2**30:.1f} GiB ({jnp.dtype(dtype).name}); this machine has "
-            f"{avail / 2**30:.1f} GiB. Use qwt.mps for circuits this wide."
-        )
 
 
 @partial(jax.jit, static_argnums=0)
@@ -63,6 +54,7 @@ def _initial(n: int, initial_state, dtype):
     initial_state = jnp.asarray(initial_state)
     if initial_state.shape != (2**n,):
         raise ValueError(f"initial_state must have shape ({2**n},), got {initial_state.shape}")
+    guards.check_normalised(initial_state)
     return initial_state.astype(dtype)
 
 
@@ -70,8 +62,10 @@ def state(circuit: Circuit, initial_state=None, dtype=jnp.complex64):
     """The final state vector, shape ``(2**n,)``, qubit 0 most significant.
 
     Args:
-      circuit: the circuit.
-      initial_state: optional ``(2**n,)`` state (may be traced; gradients reach it); default ``|0...0>``.
+      circuit: the circuit; concrete angles must be finite.
+      initial_state: optional ``(2**n,)`` state (may be traced; gradients reach it); default
+        ``|0...0>``. A concrete one must be finite and normalised (``|‖ψ‖ - 1| <= 1e-4``); use
+        :func:`apply` for an arbitrary vector.
       dtype: ``complex64`` (default) or ``complex128``.
 
     Returns:
@@ -79,7 +73,11 @@ def state(circuit: Circuit, initial_state=None, dtype=jnp.complex64):
 
     Raises:
       TypeError: not a circuit, or a bad dtype.
-      ValueError: a state too large for this machine's memory, or a wrongly shaped initial state.
+      ValueError: a state too large for this machine's memory (checked before allocating), a
+        wrongly shaped or non-normalised initial state, or a NaN/inf angle.
+
+    Traced values (inside ``jit``/``grad``/``vmap``) cannot be read, so traced angles and initial
+    states are not checked; the memory check reads only shapes and always runs.
 
     Example:
       >>> import qwt
@@ -90,14 +88,31 @@ def state(circuit: Circuit, initial_state=None, dtype=jnp.complex64):
         raise TypeError(f"expected a qwt.Circuit, got {type(circuit).__name__}")
     dtype = check_state_dtype(dtype)
     n = circuit.n_qubits
-    _check_memory(n, dtype)
+    guards.check_state_memory(n, dtype)
+    guards.check_circuit_angles(circuit, "qwt.statevector.state")
     psi = _initial(n, initial_state, dtype)
     p, params = plan.build(circuit, dtype)
     return _run(p, params, psi)
 
 
 def apply(circuit: Circuit, psi):
-    """Applies ``circuit`` to a state tensor of shape ``(2,) * n`` (or flat ``(2**n,)``); same shape out."""
+    """Applies ``circuit`` to a state tensor of shape ``(2,) * n`` (or flat ``(2**n,)``); same shape out.
+
+    The circuit acts linearly, so ``psi`` may be any vector (it is not required to be normalised:
+    ``QuantumLayer`` stacks a batch of states into one). Concrete angles must be finite.
+
+    Args:
+      circuit: the circuit.
+      psi: complex64/complex128 array of shape ``(2,) * n`` or ``(2**n,)``.
+
+    Returns:
+      The transformed array, same shape and dtype.
+
+    Raises:
+      TypeError: not a circuit, or a bad dtype.
+      ValueError: a wrong shape, a NaN/inf concrete angle, or working copies of the state that
+        would not fit in memory.
+    """
     if not isinstance(circuit, Circuit):
         raise TypeError(f"expected a qwt.Circuit, got {type(circuit).__name__}")
     psi = jnp.asarray(psi)
@@ -105,6 +120,8 @@ def apply(circuit: Circuit, psi):
     if psi.shape not in ((2,) * n, (2**n,)):
         raise ValueError(f"state must have shape (2,)*{n} or ({2**n},), got {psi.shape}")
     dtype = check_state_dtype(psi.dtype)
+    guards.check_state_memory(n, dtype)
+    guards.check_circuit_angles(circuit, "qwt.statevector.apply")
     p, params = plan.build(circuit, dtype)
     return _run(p, params, psi.reshape(-1)).reshape(psi.shape)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from qwt.circuit import Circuit, Repeat
+from qwt.circuit import Circuit, Repeat, guards
 
 __all__ = ["apply", "state"]
 
@@ -49,10 +49,17 @@ def apply(circuit: Circuit, psi):
 
 
 def state(circuit: Circuit, initial_state=None, dtype=jnp.complex64):
-    """The final state ``(2**n,)`` from ``|0..0>`` or ``initial_state``, gate by gate."""
+    """The final state ``(2**n,)`` from ``|0..0>`` or ``initial_state``, gate by gate.
+
+    The same input checks as :func:`qwt.statevector.state` (memory before allocating, finite
+    concrete angles, a normalised concrete ``initial_state``; traced values are not checked).
+    """
     n = circuit.n_qubits
+    guards.check_state_memory(n, dtype)
+    guards.check_circuit_angles(circuit, "qwt.statevector.reference.state")
     if initial_state is None:
         psi = jnp.zeros((2,) * n, dtype).at[(0,) * n].set(1)
     else:
+        guards.check_normalised(jnp.asarray(initial_state))
         psi = jnp.asarray(initial_state).astype(dtype).reshape((2,) * n)
     return apply(circuit, psi).reshape(-1)

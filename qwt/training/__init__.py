@@ -7,10 +7,11 @@ Example:
 """
 
 from qwt.training.checkpoint import (
-    CheckpointError, CheckpointMismatchError, Checkpointer, flatten_tree, unflatten_like,
+    CheckpointCorruptError, CheckpointError, CheckpointFallbackWarning, CheckpointMismatchError, Checkpointer,
+    flatten_tree, unflatten_like,
 )
 from qwt.training.config import TRAJECTORY_FIELDS, TrainConfig, load_config_file
-from qwt.training.evaluate import eval_batches, generate_texts, strict_accuracy_eval, text_metrics
+from qwt.training.evaluate import choice_scores, eval_batches, generate_texts, strict_accuracy_eval, text_metrics
 from qwt.training.jobs import JobSpec, build_adapted, evaluate_run, finetune, load_base, load_dataset, load_finetuned
 from qwt.training.loop import TrainingDiverged, TrainResult, evaluate_loss, stack_micro_batches, train
 from qwt.training.metrics import MetricsLog, Throughput, progress_bar, progress_enabled, read_jsonl
@@ -26,11 +27,12 @@ __all__ = [
     "TrainConfig", "load_config_file", "TRAJECTORY_FIELDS",
     "make_optimizer", "make_schedule",
     "split_model", "cast_floating", "lm_loss_fn", "make_train_step", "make_eval_step",
-    "Checkpointer", "CheckpointError", "CheckpointMismatchError", "flatten_tree", "unflatten_like",
+    "Checkpointer", "CheckpointError", "CheckpointMismatchError", "CheckpointCorruptError",
+    "CheckpointFallbackWarning", "flatten_tree", "unflatten_like",
     "MetricsLog", "read_jsonl", "Throughput", "progress_bar", "progress_enabled",
     "plot_curves",
     "train", "TrainResult", "TrainingDiverged", "stack_micro_batches", "evaluate_loss",
-    "generate_texts", "strict_accuracy_eval", "text_metrics", "eval_batches",
+    "generate_texts", "strict_accuracy_eval", "choice_scores", "text_metrics", "eval_batches",
     "JobSpec", "load_base", "load_dataset", "build_adapted", "finetune", "load_finetuned", "evaluate_run",
     "PretrainRecipe", "pretrain", "shipped_base", "TraceTask", "FileTask", "Arm", "StudyPlan", "run_study",
     "default_plan", "full_plan",

@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["generate_texts", "strict_accuracy_eval", "text_metrics", "eval_batches"]
+__all__ = ["generate_texts", "strict_accuracy_eval", "choice_scores", "text_metrics", "eval_batches"]
 
 
 def _check_positive(value, name):
@@ -98,6 +98,80 @@ def strict_accuracy_eval(model, tokenizer, examples, *, template="plain", max_ne
                            batch_size=batch_size)
     acc = strict_accuracy(preds, [e.answer for e in examples])
     return {"strict_accuracy": float(acc), "n": len(examples), "predictions": preds}
+
+
+def choice_scores(model, tokenizer, examples, *, template="plain", max_len: int | None = None,
+                  batch_size: int = 32) -> dict:
+    """Multiple-choice scoring by log-likelihood: each option letter's log-probability after the prompt.
+
+    The MMLU protocol: every candidate of :func:`qwt.data.choices.choice_letters` is appended to the
+    prompt as the response (laid out as in training, ``bos + prompt + letter``); the predicted
+    option is the one whose tokens the model finds most likely (the eos after it is not counted,
+    so no option gains from where the model expects the text to stop).
+
+    Args:
+      model: a ``qwt.models.CausalLM`` (adapters allowed).
+      tokenizer: a qwt tokenizer.
+      examples: examples of :func:`qwt.data.choices.render_question` (``answer`` a letter).
+      template: the training template.
+      max_len: row length (default: the longest row); prompts are cut from the left beyond it.
+      batch_size: rows per forward pass (every batch the same shape: one compile).
+
+    Returns:
+      ``{"predictions": [letter, ...], "correct": [0/1, ...], "accuracy": float,
+      "logprobs": [[float per option], ...]}``.
+
+    Raises:
+      ValueError: an example is not a lettered question, or its answer is not one of its letters.
+    """
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from qwt.data import Example, encode_examples
+    from qwt.data.choices import choice_letters
+
+    _check_positive(batch_size, "batch_size")
+    examples = list(examples)
+    rows, owner = [], []
+    for i, ex in enumerate(examples):
+        letters = choice_letters(ex)
+        if not letters or ex.answer not in letters:
+            raise ValueError(f"examples[{i}] is not a lettered multiple-choice question with its answer among "
+                             f"the options (qwt.data.choices.render_question): {ex.prompt[:60]!r}")
+        rows += [Example(ex.prompt, letter) for letter in letters]
+        owner += [(i, letter) for letter in letters]
+    if not rows:
+        return {"predictions": [], "correct": [], "accuracy": float("nan"), "logprobs": []}
+    # the template adds a few characters around prompt and response; bos/eos two more tokens
+    width = max_len or max(len(tokenizer.encode(r.prompt + r.response)) for r in rows) + 8
+    enc = encode_examples(rows, tokenizer, int(width), template=template, truncation="left")
+    ids, mask, att = enc["input_ids"], enc["loss_mask"].copy(), enc["attention_mask"]
+    if tokenizer.eos_id is not None:  # drop each row's last target (the eos)
+        last = mask.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=1)
+        mask[np.arange(len(mask)), last] = 0
+
+    graphdef, state = nnx.split(model)  # weights as arguments, not constants baked into the program
+
+    @jax.jit
+    def row_logprob(state, ids, att, mask):
+        logits = nnx.merge(graphdef, state)(ids, att)
+        logp = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32), axis=-1)
+        picked = jnp.take_along_axis(logp, ids[:, 1:, None], axis=-1)[..., 0]
+        return (picked * mask[:, 1:]).sum(axis=1)
+
+    n, bs, scores = len(rows), min(batch_size, len(rows)), []
+    for start in range(0, n, bs):
+        idx = np.arange(start, start + bs) % n  # the last batch padded with repeats
+        out = np.asarray(row_logprob(state, jnp.asarray(ids[idx]), jnp.asarray(att[idx]), jnp.asarray(mask[idx])))
+        scores += out[: min(bs, n - start)].tolist()
+    per = [[] for _ in examples]
+    for (i, letter), sc in zip(owner, scores):
+        per[i].append((sc, letter))
+    preds = [max(options, key=lambda t: t[0])[1] for options in per]
+    correct = [int(p == ex.answer) for p, ex in zip(preds, examples)]
+    return {"predictions": preds, "correct": correct, "accuracy": float(np.mean(correct)),
+            "logprobs": [[sc for sc, _ in options] for options in per]}
 
 
 def text_metrics(predictions: Sequence[str], references: Sequence[str]) -> dict:

@@ -4,11 +4,12 @@ and reload a finished run from its checkpoint (what ``qwt finetune/eval/generate
 Model specs: ``"builtin:tiny"`` / ``"builtin:small"`` (random initialisation from the seed, the
 built-in character tokenizer), ``"pretrained:maths-small"`` (the base shipped in the package, see
 :mod:`qwt.training.pretrain`; loaded as the Hugging Face checkpoint it is) or a directory holding a
-Hugging Face checkpoint (``config.json`` + safetensors; ``tokenizer.json`` if present, else the
-built-in tokenizer). Dataset specs: ``"maths:FAMILY[,FAMILY...]"`` (the seeded generator of
+Hugging Face checkpoint (``config.json`` + safetensors + ``tokenizer.json``; the built-in character
+tokenizer only when the folder has no tokenizer file and the model's vocabulary is exactly its 100
+tokens, anything else is refused). Dataset specs: ``"maths:FAMILY[,FAMILY...]"`` (the seeded generator of
 ``qwt.data.maths``, GSM8K layout), ``"trace:FAMILY,...|all"`` (the same problems in the
 R1-Distill-SFT-shaped ``<think>`` trace layout) or a JSON/JSONL file (``qwt.data.load_examples``,
-format ``auto|alpaca|chat|reasoning``).
+format ``auto|alpaca|chat|reasoning|mmlu``).
 
 Every checkpoint's metadata records the model spec, method, targets, adapter config and data, so
 :func:`load_finetuned` rebuilds the same model and restores the adapter weights.
@@ -37,7 +38,7 @@ import numpy as np
 
 from qwt.training.checkpoint import Checkpointer
 from qwt.training.config import TrainConfig
-from qwt.training.evaluate import eval_batches, strict_accuracy_eval, text_metrics, generate_texts
+from qwt.training.evaluate import choice_scores, eval_batches, generate_texts, strict_accuracy_eval, text_metrics
 from qwt.training.loop import train
 
 __all__ = ["JobSpec", "load_base", "load_dataset", "build_adapted", "finetune", "load_finetuned", "evaluate_run"]
@@ -58,7 +59,7 @@ class JobSpec:
       targets: projection names to adapt.
       adapter: keyword arguments of the adapter (``rank``/``alpha``; ``n_qubits``, ``qnn_layers``...).
       dataset: dataset spec (see module docstring).
-      data_format: loader for files: ``auto``, ``alpaca``, ``chat``, ``reasoning``.
+      data_format: loader for files: ``auto``, ``alpaca``, ``chat``, ``reasoning``, ``mmlu``.
       n_train: generated training examples (``maths:`` datasets).
       n_eval: held-out examples for evaluation (the last ``n_eval`` of a file; new ones for maths).
       difficulty: maths difficulty (1–3).
@@ -95,8 +96,8 @@ class JobSpec:
         object.__setattr__(self, "targets", targets)
         if not isinstance(self.adapter, dict):
             raise TypeError(f"adapter must be a dict of adapter settings, got {type(self.adapter).__name__}")
-        if self.data_format not in ("auto", "alpaca", "chat", "reasoning"):
-            raise ValueError(f"data_format must be auto|alpaca|chat|reasoning, got {self.data_format!r}")
+        if self.data_format not in ("auto", "alpaca", "chat", "reasoning", "mmlu"):
+            raise ValueError(f"data_format must be auto|alpaca|chat|reasoning|mmlu, got {self.data_format!r}")
         for name in ("n_train", "n_eval", "max_len", "max_new_tokens"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -133,7 +134,11 @@ def load_base(model: str, *, seed: int = 0, dtype="float32"):
       ``(model, tokenizer)``.
 
     Raises:
-      ValueError: unknown built-in name. FileNotFoundError: missing directory.
+      ValueError: unknown built-in name. FileNotFoundError: missing directory or config/weights.
+      qwt.models.loading.ModelFileError (a ValueError): a broken config.json, safetensors or
+        tokenizer file, or a tokenizer that does not fit the model (a directory without
+        tokenizer.json whose vocabulary is not the built-in tokenizer's, or a tokenizer.json with
+        more tokens than the model embeds); raised here, before any training starts.
     """
     import jax.numpy as jnp
     from flax import nnx
@@ -153,8 +158,12 @@ def load_base(model: str, *, seed: int = 0, dtype="float32"):
     path = pathlib.Path(model)
     if not path.is_dir():
         raise FileNotFoundError(f"model directory not found: {path} (or use builtin:tiny / builtin:small)")
+    from qwt.models.loading import read_config
+    from qwt.models.tokenizer import model_tokenizer
+
+    # The tokenizer first: a mismatch is refused (never replaced) before the weights are read.
+    tok = model_tokenizer(path, read_config(path).vocab_size)
     m, _ = models.load(path, dtype=jnp.float32, param_dtype=dt)
-    tok = models.load_tokenizer(path) if (path / "tokenizer.json").exists() else models.builtin_tokenizer()
     return m, tok
 
 
@@ -205,7 +214,13 @@ def build_adapted(spec: JobSpec, *, base=None):
 
 
 def evaluate_run(model, tok, spec: JobSpec, eval_examples, *, batch_size: int = 32) -> dict:
-    """Strict accuracy (examples with answers) or BLEU/ROUGE-L (dialogue) on held-out examples."""
+    """Multiple-choice accuracy (lettered questions, by option log-likelihood), strict accuracy
+    (examples with answers) or BLEU/ROUGE-L (dialogue) on held-out examples."""
+    from qwt.data.choices import choice_letters
+
+    if eval_examples and all(e.answer in choice_letters(e) for e in eval_examples):
+        out = choice_scores(model, tok, eval_examples, template=spec.template, batch_size=batch_size)
+        return {"choice_accuracy": out["accuracy"], "n_eval": len(eval_examples), "samples": out["predictions"][:3]}
     if all(e.answer is not None for e in eval_examples):
         out = strict_accuracy_eval(model, tok, eval_examples, template=spec.template,
                                    max_new_tokens=spec.max_new_tokens, batch_size=batch_size)
@@ -215,6 +230,71 @@ def evaluate_run(model, tok, spec: JobSpec, eval_examples, *, batch_size: int = 
     return {**text_metrics(preds, [e.response for e in eval_examples]), "n_eval": len(preds), "samples": preds[:3]}
 
 
+def _check_finite(model, name: str) -> None:
+    """Refuses a base holding inf/NaN weights, naming the tensors (such a run diverges at step 1)."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    bad = [jax.tree_util.keystr(path, simple=True, separator=".").removesuffix(".value")
+           for path, x in jax.tree_util.tree_leaves_with_path(nnx.state(model, nnx.Param))
+           if jnp.issubdtype(jnp.result_type(x), jnp.inexact) and not bool(jnp.isfinite(x).all())]
+    if bad:
+        raise ValueError(
+            f"base model {name}: inf/NaN weights in {len(bad)} tensor(s) ({', '.join(bad[:4])}"
+            f"{', ...' if len(bad) > 4 else ''}); training would diverge at the first step whatever the "
+            "learning rate. The model files are damaged or come from a diverged run: re-export or "
+            "re-download the model.")
+
+
+def _adapter_defaults(method: str) -> dict:
+    """Keyword defaults of the adapter class and its bases (``None`` standing for a class
+    ``default_<name>``)."""
+    import inspect
+
+    from qwt import peft
+
+    cls, defaults = peft.METHODS[method], {}
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            for name, par in inspect.signature(vars(klass)["__init__"]).parameters.items():
+                if par.kind is par.KEYWORD_ONLY and par.default is not par.empty:
+                    value = getattr(cls, f"default_{name}", None) if par.default is None else par.default
+                    defaults.setdefault(name, value)
+    return defaults
+
+
+def _resume_fingerprint(spec: "JobSpec", ck_dir: pathlib.Path, resume: bool) -> dict:
+    """The spec's fingerprint with adapter settings equal to the adapter's defaults left out, so an
+    explicit default compares equal to an absent one when a checkpoint is resumed."""
+    defaults = _adapter_defaults(spec.method)
+
+    def same(a, b):
+        a, b = (json.loads(json.dumps(v, sort_keys=True, default=str)) for v in (a, b))
+        return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+    def canonical(adapter: dict) -> dict:
+        return {k: v for k, v in adapter.items() if not (k in defaults and same(v, defaults[k]))}
+
+    fingerprint = {**spec.fingerprint(), "adapter": canonical(spec.adapter)}
+    if resume and ck_dir.is_dir():
+        # A checkpoint written with the same settings spelled otherwise (by older code: explicit
+        # defaults) keeps its own spelling, so that it still compares equal.
+        from qwt.training.checkpoint import CheckpointError
+
+        ck = Checkpointer(ck_dir)
+        try:
+            step, _ = ck.newest_intact()
+            stored = ck.read_meta(step).get("fingerprint", {}).get("adapter") if step is not None else None
+            if isinstance(stored, dict) and canonical(stored) == fingerprint["adapter"]:
+                fingerprint["adapter"] = stored
+        except (CheckpointError, FileNotFoundError):
+            pass  # train() reports damaged checkpoints itself
+        finally:
+            ck.close()
+    return fingerprint
+
+
 def finetune(spec: JobSpec, out_dir, *, resume: bool = True, progress: bool | None = None, base=None,
              evaluate: bool = True, desc: str | None = None, splits=None) -> dict:
     """Runs a fine-tuning job: adapters, training with checkpoints in ``out_dir``, evaluation.
@@ -222,25 +302,39 @@ def finetune(spec: JobSpec, out_dir, *, resume: bool = True, progress: bool | No
     Args:
       spec: the job.
       out_dir: run directory (``metrics.jsonl``, ``curves.png``, ``checkpoints/``, ``summary.json``).
-      resume: continue from a checkpoint in ``out_dir`` (refused if it is from another config).
-      progress: tqdm bar (default: on a TTY only).
+      resume: continue from the newest intact checkpoint in ``out_dir`` (refused if it is from
+        another config; newer damaged ones are moved to ``checkpoints.damaged/`` with a warning).
+        False starts over and moves the old ``checkpoints/`` to ``checkpoints.old-<n>/`` (printed;
+        never deleted).
+      progress: tqdm bar (default: on a TTY only; off a TTY, periodic progress lines on stderr, see
+        :func:`qwt.training.train`).
       base: optional ``(model, tokenizer)`` to adapt instead of loading ``spec.model``.
       evaluate: run generation-based evaluation at the end.
       desc: label for the progress bar and plot (default: the method).
       splits: optional ``(train_examples, eval_examples)`` to use instead of the spec's dataset
         (the comparison harness passes its fixed train/validation split here).
 
+    Adapter settings equal to the adapter's defaults count as absent when a checkpoint is compared
+    for resume (``{"rank": 8}`` is LoRA's default: the same run as ``{}``).
+
     Returns:
       The summary dict (also written to ``out_dir/summary.json``).
+
+    Raises:
+      ValueError: among others, a base model holding inf/NaN weights (named, before any training:
+        such a run would diverge at its first step whatever the learning rate).
     """
     from qwt import data, peft
 
     train_ex, eval_ex = _split(spec) if splits is None else splits  # data errors first: they are cheap
+    base = base if base is not None else load_base(spec.model, seed=spec.train.seed)
+    _check_finite(base[0], spec.model)
     model, tok = build_adapted(spec, base=base)
     arrays, stats = data.encode_examples(train_ex, tok, spec.max_len, template=spec.template, return_stats=True)
     eval_arrays = data.encode_examples(eval_ex, tok, spec.max_len, template=spec.template)
     batches = data.Batches(arrays, spec.train.batch_size, seed=spec.train.seed)
-    meta = {"fingerprint": spec.fingerprint(), "job": spec.to_dict(), "method": spec.method,
+    fingerprint = _resume_fingerprint(spec, pathlib.Path(out_dir) / "checkpoints", resume)
+    meta = {"fingerprint": fingerprint, "job": spec.to_dict(), "method": spec.method,
             "adapter_config": peft.adapter_config(model), "count": peft.count(model)}
     eval_data = eval_batches(eval_arrays, spec.train.batch_size, spec.train.eval_batches) if spec.eval_loss else None
     res = train(model, spec.train, batches, eval_data=eval_data,
@@ -269,7 +363,9 @@ def load_finetuned(out_dir, *, step: int | None = None):
       ``(model, tokenizer, meta)``; ``meta["job"]`` is the :meth:`JobSpec.to_dict` of the run.
 
     Raises:
-      FileNotFoundError: no checkpoint. CheckpointMismatchError: the weights do not fit the rebuilt model.
+      FileNotFoundError: no checkpoint: ``out_dir`` is missing, is not a run directory (no
+        ``checkpoints/``) or holds none; nothing is created then.
+      CheckpointMismatchError: the weights do not fit the rebuilt model.
     """
     import jax
     from flax import nnx
@@ -277,7 +373,15 @@ def load_finetuned(out_dir, *, step: int | None = None):
     from qwt import peft
     from qwt.training.optim import make_optimizer
 
-    ck = Checkpointer(pathlib.Path(out_dir) / "checkpoints")
+    run = pathlib.Path(out_dir)
+    # Checked before orbax is involved: its manager would create the directory it is pointed at.
+    if not run.is_dir():
+        why = "it is not a directory" if run.exists() else "no such directory"
+        raise FileNotFoundError(f"no checkpoint in {run}: {why} (give a run directory written by qwt finetune)")
+    if not (run / "checkpoints").is_dir():
+        raise FileNotFoundError(f"no checkpoint in {run}: not a run directory of qwt finetune (it has no "
+                                "checkpoints/ folder)")
+    ck = Checkpointer(run / "checkpoints")
     try:
         meta = ck.read_meta(step)
         job = dict(meta["job"])

@@ -11,6 +11,13 @@ parameters. A checkpoint whose fingerprint (trajectory settings + the caller's `
 model, method, adapter config, data) differs from the current run is refused with the differing
 keys named.
 
+Checkpoints verify themselves (see :mod:`qwt.training.checkpoint`): resume takes the newest intact
+checkpoint; newer damaged ones are moved to ``checkpoints.damaged/`` and named in a
+:class:`~qwt.training.checkpoint.CheckpointFallbackWarning`; when every checkpoint is damaged the run
+stops with a :class:`~qwt.training.checkpoint.CheckpointCorruptError` naming each one and touches
+nothing. ``resume=False`` never deletes: it moves the old ``checkpoints/`` to
+``checkpoints.old-<n>/`` and prints where.
+
 Example:
     >>> import jax.numpy as jnp, numpy as np
     >>> from flax import nnx
@@ -34,7 +41,9 @@ import dataclasses
 import json
 import math
 import pathlib
+import sys
 import time
+import warnings
 from typing import Any, Callable, Sequence
 
 import jax
@@ -42,9 +51,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from qwt.training.checkpoint import Checkpointer, CheckpointMismatchError
+from qwt.training.checkpoint import (
+    Checkpointer, CheckpointCorruptError, CheckpointFallbackWarning, CheckpointMismatchError,
+)
 from qwt.training.config import TrainConfig
-from qwt.training.metrics import MetricsLog, Throughput, progress_bar
+from qwt.training.metrics import MetricsLog, ProgressLines, Throughput, progress_bar, progress_enabled
 from qwt.training.optim import make_optimizer, make_schedule
 from qwt.training.plot import plot_curves
 from qwt.training.step import cast_floating, lm_loss_fn, make_eval_step, make_train_step, split_model
@@ -121,6 +132,36 @@ def _logged_rate(records) -> float:
     return float(np.median(rates)) if rates else 0.0
 
 
+def _resume_step(ckpt: Checkpointer) -> int | None:
+    """The step to resume from: the newest intact checkpoint, after moving newer damaged ones aside.
+
+    Args:
+      ckpt: the run's checkpoints.
+
+    Returns:
+      The step, or None when there is no checkpoint at all (a fresh start).
+
+    Raises:
+      CheckpointCorruptError: checkpoints exist but none is intact (each named; nothing moved).
+    """
+    step, damaged = ckpt.newest_intact()
+    if not damaged:
+        return step
+    if step is None:
+        raise CheckpointCorruptError(
+            f"cannot resume the run in {ckpt.directory.parent}: no intact checkpoint is left in "
+            f"{ckpt.directory}; damaged:\n{ckpt.describe(damaged)}\nNothing was changed. Move them away "
+            "or start over with --no-resume (resume=False), which moves them aside."
+        )
+    described = ckpt.describe(damaged)  # before the move: the message names where they were found
+    moved = ckpt.quarantine(damaged)
+    warnings.warn(CheckpointFallbackWarning(
+        f"damaged checkpoints in {ckpt.directory}:\n{described}\nmoved to "
+        f"{', '.join(str(p) for p in moved.values())}; resuming from the newest intact checkpoint, "
+        f"step {step} ({ckpt.step_dir(step)})"), stacklevel=3)
+    return step
+
+
 def train(
     model: nnx.Module,
     cfg: TrainConfig,
@@ -148,16 +189,22 @@ def train(
         everything in memory (no checkpoints).
       meta: JSON-able run description stored in every checkpoint (e.g. model spec, method, adapter
         config); its ``"fingerprint"`` entry must match on resume.
-      resume: continue from the latest checkpoint in ``out_dir`` if there is one; False deletes the
-        checkpoints found there and starts over.
-      progress: show a tqdm bar (default: only on a TTY outside CI).
-      desc: progress bar label.
+      resume: continue from the newest intact checkpoint in ``out_dir`` if there is one (newer
+        damaged ones are moved to ``checkpoints.damaged/`` with a warning); False starts over after
+        moving the old ``checkpoints/`` to ``checkpoints.old-<n>/`` (printed to stderr; nothing
+        is deleted).
+      progress: show a tqdm bar (default: only on a TTY outside CI). Without a bar, and when stderr
+        is not a TTY, a progress line (step/total, loss, tokens/s, elapsed, ETA) goes to stderr at
+        the first logged step, then at logged steps at most every 30 s, and at the last step (see
+        :class:`~qwt.training.metrics.ProgressLines`; ``QWT_NO_PROGRESS`` silences both).
+      desc: progress bar / progress line label.
 
     Returns:
       A :class:`TrainResult`.
 
     Raises:
       CheckpointMismatchError: resuming from a checkpoint of another configuration.
+      qwt.training.checkpoint.CheckpointCorruptError: checkpoints exist but none is intact.
       TrainingDiverged: non-finite loss; the model keeps (and the last checkpoint holds) the last
         good parameters.
       qwt.training.CheckpointError: a save failed; the previous checkpoint is intact.
@@ -186,9 +233,12 @@ def train(
     ckpt = Checkpointer(out / "checkpoints", keep_last=cfg.keep_last) if out is not None else None
     start, resumed_from = 0, None
     if ckpt is not None and not resume:
-        ckpt.clear()
-    if ckpt is not None and resume and ckpt.latest_step() is not None:
-        old = ckpt.read_meta()
+        moved = ckpt.move_aside()
+        if moved is not None:  # said out loud: a fresh start must not look like lost checkpoints
+            print(f"qwt: starting over; the previous checkpoints are kept in {moved}", file=sys.stderr)
+    step0 = _resume_step(ckpt) if ckpt is not None and resume else None
+    if step0 is not None:
+        old = ckpt.read_meta(step0)
         diffs = _diff_keys(old.get("fingerprint", {}), fingerprint)
         if diffs:
             raise CheckpointMismatchError(
@@ -196,7 +246,7 @@ def train(
                 f"configuration; differences: {'; '.join(diffs)}. Use another output directory or "
                 "--no-resume to start over."
             )
-        state, old = ckpt.restore(state)
+        state, old = ckpt.restore(state, step0)
         start = resumed_from = int(old["step"])
         if start > cfg.steps:
             raise CheckpointMismatchError(f"checkpoint step {start} is beyond the configured {cfg.steps} steps")
@@ -210,7 +260,9 @@ def train(
 
     meter, window, last_good = Throughput(), [], start
     total_tokens, timed_s, eval_loss = 0, 0.0, None
-    bar = progress_bar(cfg.steps, initial=start, desc=desc, enabled=progress)
+    show_bar = progress_enabled() if progress is None else bool(progress)
+    bar = progress_bar(cfg.steps, initial=start, desc=desc, enabled=show_bar)
+    lines = ProgressLines(cfg.steps, initial=start, desc=desc, enabled=False if show_bar else None)
     try:
         for s in range(start, cfg.steps):
             batch = stack_micro_batches(batches, s, cfg.grad_accum)
@@ -235,13 +287,15 @@ def train(
             meter.add(int(m["tokens"]))
             done = s + 1
             if done % cfg.log_every == 0 or done == cfg.steps:
+                window_loss, rate = float(np.mean(window)), round(meter.rate(), 1)
                 log.write({
-                    "step": done, "loss": float(np.mean(window)), "lr": float(schedule(s)),
-                    "grad_norm": float(m["grad_norm"]), "tokens_per_s": round(meter.rate(), 1),
+                    "step": done, "loss": window_loss, "lr": float(schedule(s)),
+                    "grad_norm": float(m["grad_norm"]), "tokens_per_s": rate,
                     "elapsed_s": round(time.perf_counter() - t_start, 2),
                 })
                 window, _ = [], meter.reset()
                 bar.set_postfix(loss=f"{loss:.4f}")
+                lines.report(done, loss=window_loss, tokens_per_s=rate)
             if eval_step is not None and ((cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps):
                 eval_loss = evaluate_loss(eval_step, trainable, rest, eval_list)
                 log.write({"step": done, "eval_loss": eval_loss})

@@ -1,4 +1,12 @@
-"""Run metrics: a JSONL log, a tokens-per-second meter and a progress bar that stays quiet off a TTY.
+"""Run metrics: a JSONL log, a tokens-per-second meter, a progress bar on a TTY and, off one, periodic
+progress lines.
+
+Off a terminal (output redirected to a file, CI, a notebook) a tqdm bar would be noise, so the
+training loop prints :class:`ProgressLines` to stderr instead: one line at the first logged step,
+then at a logged step (every ``TrainConfig.log_every`` steps) whenever at least 30 s have passed since
+the previous line (``QWT_PROGRESS_SECONDS`` changes the interval; ``0``: every logged step), and
+always at the last step; each gives step/total, loss, tokens/s, elapsed time and ETA.
+``QWT_NO_PROGRESS`` turns both the bar and the lines off.
 
 Example:
     >>> import tempfile, os
@@ -20,7 +28,8 @@ import sys
 import time
 from typing import Any, Iterable
 
-__all__ = ["MetricsLog", "read_jsonl", "Throughput", "progress_bar", "progress_enabled"]
+__all__ = ["MetricsLog", "read_jsonl", "Throughput", "progress_bar", "progress_enabled", "ProgressLines",
+           "progress_lines_enabled"]
 
 
 def _clean(value):
@@ -123,6 +132,92 @@ def progress_bar(total: int, *, initial: int = 0, desc: str = "train", enabled: 
 
     enabled = progress_enabled() if enabled is None else enabled
     return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True, leave=False)
+
+
+PROGRESS_SECONDS = 30.0  # default interval between progress lines (QWT_PROGRESS_SECONDS overrides)
+
+
+def progress_lines_enabled(stream=None) -> bool:
+    """True when progress should be printed as lines: ``stream`` (default stderr) is not a TTY and
+    ``QWT_NO_PROGRESS`` is unset (unlike the bar, ``CI`` does not turn them off: CI logs want them)."""
+    stream = sys.stderr if stream is None else stream
+    if os.environ.get("QWT_NO_PROGRESS"):
+        return False
+    return not bool(getattr(stream, "isatty", lambda: False)())
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+class ProgressLines:
+    """Periodic one-line progress reports for logs, where a tqdm bar would be noise.
+
+    Each :meth:`report` (the loop calls it at every logged step) prints
+    ``qwt: DESC step S/T (P%) | loss L | R tok/s | elapsed E | ETA X`` when it is the first report,
+    the last step, or at least ``interval`` seconds after the previous line.
+
+    Args:
+      total: the run's last step.
+      initial: the step this process started from (a resumed run); the ETA counts only steps run here.
+      desc: label of the run (``qwt compare`` names its unit here).
+      enabled: print at all; default :func:`progress_lines_enabled`.
+      interval: seconds between lines; default ``QWT_PROGRESS_SECONDS`` or 30.
+      stream: where lines go; default ``sys.stderr`` at the time of each line.
+
+    Example:
+        >>> import io
+        >>> out = io.StringIO()
+        >>> lines = ProgressLines(4, desc="lora", enabled=True, interval=0, stream=out)
+        >>> lines.report(2, loss=1.5, tokens_per_s=100.0)
+        >>> out.getvalue().startswith("qwt: lora step 2/4 (50%) | loss 1.5000 | 100 tok/s | elapsed 0:00 | ETA")
+        True
+    """
+
+    def __init__(self, total: int, *, initial: int = 0, desc: str = "train", enabled: bool | None = None,
+                 interval: float | None = None, stream=None):
+        self.total, self.initial, self.desc = int(total), int(initial), desc
+        self.enabled = progress_lines_enabled(stream) if enabled is None else bool(enabled)
+        if interval is None:
+            text = os.environ.get("QWT_PROGRESS_SECONDS", "")
+            try:
+                interval = float(text) if text.strip() else PROGRESS_SECONDS
+            except ValueError:
+                interval = PROGRESS_SECONDS
+        self.interval = max(0.0, float(interval))
+        self.stream = stream
+        self._t0 = time.perf_counter()
+        self._first = None  # (time, step) of the first report: the ETA leaves out compilation
+        self._last_line = None
+
+    def eta(self, step: int, now: float) -> float | None:
+        """Seconds left at ``step`` (None before any step of this process has run)."""
+        if self._first is not None and step > self._first[1]:
+            t, s = self._first
+        else:
+            t, s = self._t0, self.initial
+        return (now - t) / (step - s) * (self.total - step) if step > s else None
+
+    def report(self, step: int, *, loss: float, tokens_per_s: float) -> None:
+        """Prints a line for ``step`` if one is due (see the class docstring)."""
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        due = (self._last_line is None or step >= self.total or now - self._last_line >= self.interval)
+        if self._first is None:
+            self._first = (now, step)
+        if not due:
+            return
+        self._last_line = now
+        eta = self.eta(step, now)
+        pct = 100.0 * step / self.total if self.total else 100.0
+        line = (f"qwt: {self.desc} step {step}/{self.total} ({pct:.0f}%) | loss {float(loss):.4f} | "
+                f"{float(tokens_per_s):,.0f} tok/s | elapsed {_clock(now - self._t0)} | "
+                f"ETA {'?' if eta is None else _clock(eta)}")
+        stream = sys.stderr if self.stream is None else self.stream
+        print(line, file=stream, flush=True)
 
 
 def last(records: Iterable[dict], key: str):

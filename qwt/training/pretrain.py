@@ -4,9 +4,10 @@ The base that ``qwt compare`` fine-tunes ships inside the package (``qwt/models/
 Hugging Face layout: ``config.json``, ``tokenizer.json``, ``model.safetensors``, plus ``recipe.json``).
 It was made by :func:`pretrain` with :data:`MATHS_SMALL`: the built-in ``small`` model (4 layers,
 hidden 128, character tokenizer, ~1M parameters) trained, all weights, on every family of
-:mod:`qwt.data.maths` at difficulty 1 in the **native** layout (steps, then ``Result: N``). So the
-base reads the problem text and does the arithmetic, but it has never seen the R1-Distill-SFT-shaped
-trace layout (``<think>`` … ``#### N``) that fine-tuning then teaches.
+:mod:`qwt.data.maths` at difficulty 1 in the **varied** layouts (:func:`qwt.data.maths.varied_response`:
+four ways of writing the steps, each ending ``Result: N``). So the base reads the problem text,
+does the arithmetic and has used every character of the R1-Distill-SFT-shaped trace layout, but it
+has never seen that layout (a ``<think>`` block, then ``#### N``), which fine-tuning then teaches.
 
 Everything that determines the weights is in the recipe (model config, data seed, sizes, template,
 optimiser, seed); on the same jax/XLA version and CPU the same recipe writes the same bytes
@@ -60,12 +61,12 @@ class PretrainRecipe:
     model: str = "small"
     families: tuple = ("arithmetic", "shopping", "rates", "remainders", "equations", "percentages", "ages")
     difficulty: int = 1
-    n_examples: int = 24000
+    n_examples: int = 40000
     data_seed: int = 1000
-    style: str = "native"
-    max_len: int = 128
+    style: str = "varied"
+    max_len: int = 144
     template: str = "plain"
-    train: TrainConfig = TrainConfig(steps=2400, batch_size=32, lr=3e-3, warmup_steps=60, weight_decay=0.01,
+    train: TrainConfig = TrainConfig(steps=3600, batch_size=32, lr=3e-3, warmup_steps=60, weight_decay=0.01,
                                      seed=0, log_every=50, save_every=400, keep_last=1)
 
     def __post_init__(self):
@@ -103,7 +104,7 @@ class PretrainRecipe:
 MATHS_SMALL = PretrainRecipe()
 """The recipe of the shipped ``maths-small`` base."""
 
-QUICK = PretrainRecipe(model="tiny", n_examples=256, max_len=128,
+QUICK = PretrainRecipe(model="tiny", n_examples=256, max_len=144,
                        train=TrainConfig(steps=6, batch_size=8, lr=3e-3, warmup_steps=1, seed=0, log_every=3))
 """A seconds-long recipe for tests and smoke runs."""
 

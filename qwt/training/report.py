@@ -18,12 +18,17 @@ from qwt.training.stats import mean_std, paired_bootstrap_diff, paired_bootstrap
 
 __all__ = ["build_rows", "write_report", "format_table"]
 
+METRIC_LABELS = {"strict_accuracy": "strict accuracy", "choice_accuracy": "multiple-choice accuracy",
+                 "rouge_l": "ROUGE-L F1"}
+"""Column names of the per-item test metrics of :func:`qwt.training.study.run_study`."""
+_BINARY = ("strict_accuracy", "choice_accuracy")  # 0/1 per item: Wilson intervals for the base
+
 
 def build_rows(plan, base: dict, runs: dict, sweep: dict, selection: dict) -> list[dict]:
     """One row for the base and one per arm (see :func:`format_table` for the columns)."""
     n = len(base["correct"])
     k = float(sum(base["correct"]))
-    if base["metric"] == "strict_accuracy":
+    if base["metric"] in _BINARY:
         lo, hi = wilson_interval(int(k), n)
     else:
         ci = paired_bootstrap_diff(np.array([base["correct"]]), np.zeros((1, n)), n_resamples=plan.n_resamples)
@@ -74,9 +79,11 @@ def _ci(d, spec=".1%"):
 
 
 def format_table(rows) -> str:
-    """Markdown: arm, method, trainable, seeds, chosen lr, strict accuracy mean ± std [95% CI],
-    difference from the baseline [paired bootstrap 95% CI], final train loss, its difference."""
-    head = ("| arm | method | trainable | seeds | lr | strict accuracy (mean ± std) | 95% CI | Δ acc vs baseline [95% CI] "
+    """Markdown: arm, method, trainable, seeds, chosen lr, test metric (strict accuracy unless the
+    base row names another) mean ± std [95% CI], difference from the baseline [paired bootstrap 95%
+    CI], final train loss, its difference."""
+    label = METRIC_LABELS.get(rows[0].get("metric", "strict_accuracy"), rows[0].get("metric")) if rows else ""
+    head = (f"| arm | method | trainable | seeds | lr | {label} (mean ± std) | 95% CI | Δ vs baseline [95% CI] "
             "| final train loss | Δ loss [95% CI] |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     lines = [head]
     for r in rows:
@@ -97,9 +104,11 @@ def write_report(result: dict, runs: dict, out) -> None:
     rows = result["rows"]
     (out / "compare.json").write_text(json.dumps(result, indent=1, default=float))
     base = rows[0]
+    label = METRIC_LABELS.get(base["metric"], base["metric"])
+    own = (f" ({base['native_acc']:.1%} when its own pretraining layout `Result: N` is read instead of `####`)"
+           if base["metric"] == "strict_accuracy" else "")
     md = [format_table(rows), "",
-          f"Base without adapter: {base['acc_mean']:.1%} strict accuracy on {base['n_test']} test problems "
-          f"({base['native_acc']:.1%} when its own pretraining layout `Result: N` is read instead of `####`).",
+          f"Base without adapter: {base['acc_mean']:.1%} {label} on {base['n_test']} test problems{own}.",
           f"Machine: {result.get('machine', {}).get('cpu', '?')}, jax {result.get('machine', {}).get('jax', '?')} "
           f"({result.get('machine', {}).get('backend', '?')}), {result.get('machine', {}).get('date', '')}; "
           f"study wall time {result['wall_s']:.0f} s" + ("" if result.get("complete", True) else

@@ -131,10 +131,16 @@ def _write(path: pathlib.Path, obj) -> None:
 
 
 def _score(model, tok, plan: StudyPlan, test) -> dict:
-    """Per-problem scores on the test set: strict correctness (0/1) when every problem has an answer
-    (plus the base's own-layout reading), else per-reply ROUGE-L F1 (dialogue data)."""
+    """Per-problem scores on the test set: option log-likelihood (0/1) for a multiple-choice task;
+    strict correctness (0/1) when every problem has an answer (plus the base's own-layout reading);
+    else per-reply ROUGE-L F1 (dialogue data)."""
     from qwt.data import maths, metrics, strict_matches
-    from qwt.training.evaluate import generate_texts
+    from qwt.training.evaluate import choice_scores, generate_texts
+
+    if getattr(plan.task, "scoring", "generate") == "choice":
+        res = choice_scores(model, tok, test, template=plan.job.template)
+        return {"metric": "choice_accuracy", "correct": res["correct"], "score": res["accuracy"],
+                "native_correct": [0] * len(test), "samples": res["predictions"][:4]}
 
     preds = generate_texts(model, tok, test, template=plan.job.template, max_new_tokens=plan.job.max_new_tokens)
     if any(e.answer is None for e in test):

@@ -3,8 +3,8 @@
 :class:`TraceTask` is the built-in, R1-Distill-SFT-shaped task: maths word problems of
 :mod:`qwt.data.maths` answered by a step-by-step ``<think>`` trace and a ``#### N`` line
 (:func:`qwt.data.maths.trace_response`). The shipped base model was pretrained on the same families
-in another layout (steps, then ``Result: N``), so it can compute but has never written a trace:
-the response format is what is held out from pretraining. Validation and test problems come from
+in four other layouts (:func:`qwt.data.maths.varied_response`, each ending ``Result: N``), so it can
+compute but has never written a trace: the response format is what is held out from pretraining. Validation and test problems come from
 the reserved quarter of the problem space (:func:`qwt.data.maths.reserved`), which neither
 pretraining nor fine-tuning ever draws from, and are unique; families are interleaved round-robin,
 so every split has the same mix.
@@ -25,10 +25,14 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import Literal
 
 from qwt.data import maths
 
-__all__ = ["TraceTask", "FileTask"]
+__all__ = ["TraceTask", "FileTask", "FILE_FORMATS"]
+
+FILE_FORMATS = ("auto", "alpaca", "chat", "reasoning", "mmlu")
+"""Dataset formats of :class:`FileTask` (``qwt.data.load_examples``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +61,7 @@ class TraceTask:
         bad = [f for f in self.families if f not in maths.FAMILIES]
         if bad or not self.families:
             raise ValueError(f"TraceTask.families: unknown {bad or 'empty'}; choose from {maths.FAMILIES}")
-        if self.style not in maths.RESPONSE_STYLES or self.style == "native":
+        if self.style not in ("trace", "gsm8k"):  # the pretraining layouts are not fine-tuning targets
             raise ValueError(f"TraceTask.style must be a fine-tuning layout ('trace' or 'gsm8k'), got {self.style!r}")
         for name in ("n_train", "n_val", "n_test"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
@@ -81,8 +85,11 @@ class FileTask:
 
     Args:
       train, test: dataset files (``qwt.data.load_examples``).
-      data_format: ``auto|alpaca|chat|reasoning``.
+      data_format: ``auto|alpaca|chat|reasoning|mmlu`` (``qwt.data.load_examples``).
       n_val: training records held out for validation (learning-rate selection).
+
+    A multiple-choice test file (``mmlu``, also when ``auto`` recognises one) is scored by option
+    log-likelihood (:attr:`scoring` ``"choice"``), anything else by generation.
     """
 
     train: str
@@ -94,6 +101,16 @@ class FileTask:
         for name in ("train", "test"):
             if not pathlib.Path(getattr(self, name)).is_file():
                 raise FileNotFoundError(f"FileTask.{name}: dataset file not found: {getattr(self, name)}")
+        if self.data_format not in FILE_FORMATS:
+            raise ValueError(f"FileTask.data_format must be one of {FILE_FORMATS}, got {self.data_format!r}")
+
+    @property
+    def scoring(self) -> Literal["generate", "choice"]:
+        """How the test split is scored: ``"choice"`` for multiple-choice files, else ``"generate"``."""
+        from qwt.data.formats import detect_format
+
+        fmt = detect_format(self.test) if self.data_format == "auto" else self.data_format
+        return "choice" if fmt == "mmlu" else "generate"
 
     def splits(self):
         from qwt.data import load_examples
@@ -105,4 +122,4 @@ class FileTask:
         return train[: -self.n_val], train[-self.n_val:], test
 
     def to_dict(self) -> dict:
-        return {"kind": "files", **dataclasses.asdict(self)}
+        return {"kind": "files", **dataclasses.asdict(self), "scoring": self.scoring}
