@@ -177,3 +177,14 @@ def test_jit_grad_vmap_through_layer_and_simulators_with_guards():
     np.testing.assert_allclose(jax.vmap(lambda p: energy(0.0, p))(psis), [1.0, -1.0], atol=1e-6)
     g = jax.grad(lambda t: mps.expectation(qwt.Circuit(2).ry(0, t).cnot(0, 1), qwt.Z(1), max_bond=10**6))(0.3)
     assert float(g) == pytest.approx(-math.sin(0.3), abs=1e-4)
+
+
+@pytest.mark.parametrize("key", [0, 1.5, "k", np.zeros(3, np.uint32)])
+def test_generate_refuses_a_non_key_where_a_prng_key_goes(key):
+    from qwt.models import CausalLM, builtin_config, generate
+
+    model = CausalLM(builtin_config("tiny"), rngs=nnx.Rngs(0))
+    with pytest.raises(TypeError, match="key must be a PRNG key"):
+        generate(model, jnp.array([[1, 2, 3]]), 2, key=key, temperature=1.0)
+    for good in (jax.random.key(0), jax.random.PRNGKey(0)):  # both key kinds still work
+        assert generate(model, jnp.array([[1, 2, 3]]), 2, key=good, temperature=1.0).shape == (1, 5)

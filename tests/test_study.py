@@ -136,3 +136,11 @@ def test_every_full_plan_method_trains_through_the_harness(tmp_path):
     assert rows["mpo_mlp"]["trainable"] == rows["qtha"]["trainable"]  # the MLP has exactly the QNN's count
     assert rows["mpo_only"]["trainable"] < rows["qtha_noent"]["trainable"] < rows["qtha"]["trainable"]
     assert all(np.isfinite(r["final_loss_mean"]) for r in result["rows"][1:])
+
+
+def test_arms_can_carry_their_own_learning_rate():
+    plan = default_plan()
+    assert {a.name: plan.arm_lrs(a) for a in plan.arms} == {"lora": (1e-2,), "qtha-4q": (3e-2,)}
+    quick = study.quick_plan()
+    assert all(quick.arm_lrs(a) == quick.lrs for a in quick.arms)
+    assert "lrs" not in quick.arms[0].to_dict() and plan.arms[1].to_dict()["lrs"] == [3e-2]

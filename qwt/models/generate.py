@@ -50,6 +50,9 @@ def generate(model, input_ids, max_new_tokens: int, *, key=None, temperature: fl
     sample = temperature > 0
     if sample and key is None:
         raise ValueError("temperature > 0 needs a PRNG key (key=jax.random.key(...))")
+    if key is not None and not _is_prng_key(key):
+        raise TypeError(f"key must be a PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed)), got "
+                        f"{type(key).__name__} {getattr(key, 'dtype', '')}".rstrip())
     if top_k is not None and not (isinstance(top_k, int) and top_k >= 1):
         raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
     if attention_mask is None:
@@ -70,6 +73,16 @@ def generate(model, input_ids, max_new_tokens: int, *, key=None, temperature: fl
                   jnp.asarray(-1 if eos_id is None else eos_id, jnp.int32), jnp.asarray(pad_id, jnp.int32),
                   max_new_tokens=max_new_tokens, sample=sample, top_k=top_k)
     return jnp.concatenate([input_ids.astype(jnp.int32), new], axis=1)
+
+
+def _is_prng_key(key) -> bool:
+    """A typed key (``jax.random.key``) or a legacy uint32[2] one (``jax.random.PRNGKey``)."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is None:
+        return False
+    if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        return key.shape == ()
+    return dtype == jnp.uint32 and getattr(key, "shape", None) == (2,)
 
 
 def _pick(logits, key, temperature, sample, top_k):

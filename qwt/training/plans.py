@@ -31,7 +31,7 @@ from qwt.training.study import Arm, StudyPlan
 from qwt.training.tasks import TraceTask
 
 __all__ = ["BUDGET", "budget_job", "default_plan", "full_plan", "matched_lora_rank", "FULL_LRS", "FULL_SEEDS",
-           "TASK_FAMILIES"]
+           "TASK_FAMILIES", "DEFAULT_LRS"]
 
 BASE = "pretrained:maths-small"
 BUDGET = TrainConfig(steps=200, batch_size=16, lr=3e-3, warmup_steps=10, weight_decay=0.0, log_every=10,
@@ -51,11 +51,17 @@ def budget_job(base: str = BASE) -> JobSpec:
     return JobSpec(model=base, method="lora", max_len=160, max_new_tokens=72, train=BUDGET)
 
 
-def default_plan(*, base: str = BASE, seed: int = 0, lr: float = 1e-2) -> StudyPlan:
-    """``qwt compare``: base, LoRA r=8 and QTHA-4q, one seed, one learning rate (no sweep; 1e-2 is
-    LoRA's best validation loss in the task probe)."""
-    arms = (Arm("lora", "lora", dict(LORA)), Arm("qtha-4q", "qtha", dict(QTHA4)))
-    return StudyPlan(base, TraceTask(families=TASK_FAMILIES), arms, lrs=(lr,), seeds=(seed,), job=budget_job(base))
+DEFAULT_LRS = {"lora": 1e-2, "qtha-4q": 3e-2}
+"""The learning rate of each arm of ``qwt compare``: the one the committed ``--full`` sweep chose
+for it on validation loss (``benchmarks/results/compare_full``)."""
+
+
+def default_plan(*, base: str = BASE, seed: int = 0) -> StudyPlan:
+    """``qwt compare``: base, LoRA r=8 and QTHA-4q, one seed, each arm at the learning rate the
+    ``--full`` sweep chose for it on validation loss (:data:`DEFAULT_LRS`; no sweep here)."""
+    arms = (Arm("lora", "lora", dict(LORA), lrs=(DEFAULT_LRS["lora"],)),
+            Arm("qtha-4q", "qtha", dict(QTHA4), lrs=(DEFAULT_LRS["qtha-4q"],)))
+    return StudyPlan(base, TraceTask(families=TASK_FAMILIES), arms, lrs=(DEFAULT_LRS["lora"],), seeds=(seed,), job=budget_job(base))
 
 
 def matched_lora_rank(base: str, reference: dict, method: str = "qtha", targets=("q_proj", "v_proj")) -> int:

@@ -57,7 +57,7 @@ def build_rows(plan, base: dict, runs: dict, sweep: dict, selection: dict) -> li
                "acc_per_seed": accs.tolist(), "final_loss_mean": loss_m,
                "final_loss_std": loss_s, "val_loss_mean": val_m, "val_loss_std": val_s, "tokens_per_s": float(np.mean([r["tokens_per_s"] for r in rs])),
                "train_wall_s": float(np.mean([r["train_wall_s"] for r in rs])),
-               "sweep": {f"{lr:g}": sweep[(arm.name, lr)]["eval_loss"] for lr in plan.lrs}}
+               "sweep": {f"{lr:g}": sweep[(arm.name, lr)]["eval_loss"] for lr in plan.arm_lrs(arm)}}
         if arm.name != plan.baseline and len(rs) == len(ref):
             row["acc_diff"] = paired_bootstrap_diff(correct, ref_correct, n_resamples=plan.n_resamples)
             row["loss_diff"] = paired_bootstrap_scalar(losses, ref_loss, n_resamples=plan.n_resamples)

@@ -45,14 +45,20 @@ __all__ = ["Arm", "StudyPlan", "run_study", "quick_plan", "format_study_table"]
 
 @dataclasses.dataclass(frozen=True)
 class Arm:
-    """One row of the comparison: a name, a ``qwt.peft`` method and its settings."""
+    """One row of the comparison: a name, a ``qwt.peft`` method and its settings.
+
+    ``lrs``, when given, replaces the plan's learning-rate grid for this arm (e.g. the rate a
+    validation sweep chose for it, so a one-rate study does not hand one method another's rate).
+    """
 
     name: str
     method: str
     adapter: dict = dataclasses.field(default_factory=dict)
+    lrs: tuple | None = None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "method": self.method, "adapter": dict(self.adapter)}
+        out = {"name": self.name, "method": self.method, "adapter": dict(self.adapter)}
+        return out if self.lrs is None else {**out, "lrs": list(self.lrs)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +104,10 @@ class StudyPlan:
 
     def replace(self, **changes) -> "StudyPlan":
         return dataclasses.replace(self, **changes)
+
+    def arm_lrs(self, arm: Arm) -> tuple:
+        """The learning rates ``arm`` is swept over (its own, else the plan's)."""
+        return tuple(arm.lrs) if arm.lrs is not None else tuple(self.lrs)
 
 
 def quick_plan() -> StudyPlan:
@@ -206,8 +216,8 @@ def run_study(plan: StudyPlan, out_dir, *, log=print) -> dict:
     out = pathlib.Path(out_dir)
     _check_plan(plan, out)
     train, val, test = plan.task.splits()
-    n_units = 1 + len(plan.arms) * (len(plan.lrs) + len(plan.seeds) - 1) + len(plan.arms) * len(plan.seeds)
-    log(f"study: {len(plan.arms)} arms x {len(plan.lrs)} learning rates (sweep, seed {plan.seeds[0]}) + "
+    n_units = 1 + sum(len(plan.arm_lrs(a)) + 2 * len(plan.seeds) - 1 for a in plan.arms)
+    log(f"study: {len(plan.arms)} arms x {max(len(plan.arm_lrs(a)) for a in plan.arms)} learning rates (sweep, seed {plan.seeds[0]}) + "
         f"{len(plan.seeds) - 1} more seeds, {len(train)} train / {len(val)} val / {len(test)} test problems, "
         f"{plan.job.train.steps} steps each: {n_units} units -> {out}")
     done = [0]
@@ -225,12 +235,12 @@ def run_study(plan: StudyPlan, out_dir, *, log=print) -> dict:
     tick(f"base: {base['metric']} {base['score']:.1%}")
     sweep, selection, runs = {}, {}, {}
     for k, arm in enumerate(plan.arms):  # arm by arm, so a stopped study has whole arms to report
-        for lr in plan.lrs:
+        for lr in plan.arm_lrs(arm):
             r = _train_unit(plan, arm, lr, plan.seeds[0], out, (train, val))
             sweep[(arm.name, lr)] = r
             tick(f"sweep {arm.name} lr={lr:g}: val loss {r['eval_loss']:.4f}")
-        losses = {lr: sweep[(arm.name, lr)]["eval_loss"] for lr in plan.lrs}
-        selection[arm.name] = lr = min(plan.lrs, key=lambda x: (np.nan_to_num(losses[x], nan=np.inf), x))
+        losses = {lr: sweep[(arm.name, lr)]["eval_loss"] for lr in plan.arm_lrs(arm)}
+        selection[arm.name] = lr = min(plan.arm_lrs(arm), key=lambda x: (np.nan_to_num(losses[x], nan=np.inf), x))
         for seed in plan.seeds:
             if seed == plan.seeds[0]:
                 r = sweep[(arm.name, lr)]
