@@ -38,7 +38,8 @@ from collections.abc import Mapping, Sequence
 
 from qwt.data.examples import DataError, Example
 
-__all__ = ["LETTERS", "render_question", "choice_letters", "load_multiple_choice", "is_multiple_choice"]
+__all__ = ["LETTERS", "render_question", "choice_letters", "load_multiple_choice", "is_multiple_choice",
+           "question_from_record"]
 
 LETTERS = string.ascii_uppercase[:10]
 """Option letters, in order (at most ten options)."""
@@ -97,7 +98,8 @@ def _answer_index(where, value, n) -> int:
     return index
 
 
-def _from_record(where, rec) -> Example:
+def question_from_record(where: str, rec) -> Example:
+    """One decoded record (see the module docstring) as an example; ``where`` (``path:line``) prefixes errors."""
     if not isinstance(rec, Mapping):
         raise DataError(f"{where}: expected a JSON object, got {type(rec).__name__}")
     question = rec.get("question")
@@ -151,7 +153,7 @@ def load_multiple_choice(path) -> list[Example]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"dataset file not found: {path}")
     records = _csv_records(path) if path.lower().endswith(".csv") else read_records(path)
-    out = [_from_record(f"{path}:{n}", rec) for n, rec in records]
+    out = [question_from_record(f"{path}:{n}", rec) for n, rec in records]
     if not out:
         raise DataError(f"{path}: no records")
     return out

@@ -78,7 +78,7 @@ import os
 from collections.abc import Iterable, Mapping
 
 from qwt.data.answers import extract_answer
-from qwt.data.choices import load_multiple_choice
+from qwt.data.choices import load_multiple_choice, question_from_record
 from qwt.data.detect import (ALPACA, ANSWER, FORMATS, KNOWN_FIELDS, QUESTION, REASONING_FIELDS, TRACE, TURN_FIELDS,
                              TURN_KEYS, chat_reads, detect_records, empty, mmlu_reads)
 from qwt.data.examples import DataError, Example
@@ -403,11 +403,13 @@ def _mmlu(path, records: Iterable, report: LoadReport) -> list[Example]:
         examples = load_multiple_choice(path)
         report.n_records = len(examples)  # one question per non-blank row, or an error
         return examples
-    for line, rec in records:
+    examples = []
+    for line, rec in records:  # the records already read: the file is not parsed a second time
         report.n_records += 1
         if isinstance(rec, Mapping):
             check_fields(f"{path}:{line}", rec, mmlu_reads(rec), KNOWN_FIELDS, "mmlu", report)
-    return load_multiple_choice(path)
+        examples.append(question_from_record(f"{path}:{line}", rec))
+    return examples
 
 
 def detect_format(path) -> str:

@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 from typing import Literal
 
@@ -104,7 +105,7 @@ class FileTask:
         if self.data_format not in FILE_FORMATS:
             raise ValueError(f"FileTask.data_format must be one of {FILE_FORMATS}, got {self.data_format!r}")
 
-    @property
+    @functools.cached_property  # detect_format parses the whole file: once per task, not per use
     def scoring(self) -> Literal["generate", "choice"]:
         """How the test split is scored: ``"choice"`` for multiple-choice files, else ``"generate"``."""
         from qwt.data.formats import detect_format
