@@ -38,8 +38,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qwt.circuit import Circuit, Operation, Repeat, as_observable, check_observable_wires
+from qwt.circuit import Circuit, Operation, as_observable, check_observable_wires
 from qwt.circuit import gates as _gates
+from qwt.circuit.lower import lower, segment_operations
 
 __all__ = ["Segment", "LayeredProgram", "compile_circuit", "origin_circuit", "origin_layer", "segment_operands", "split_qubits", "MAX_QUBITS"]
 
@@ -146,38 +147,24 @@ def _diag_table(diag, wires: Sequence[int], n: int):
 
 def _structural_blocks(op: Operation, hi_pos: Sequence[int], side: str) -> list[tuple[int, int]] | None:
     """Which ``(i, j)`` blocks of a named gate, taken over the basis of its high (``side="hi"``) or
-    low (``"lo"``) wires, are ever non-zero (``None``: a ``unitary``, all of them)."""
+    low (``"lo"``) wires, are ever non-zero (``GateSpec.support``; ``None``: a ``unitary``, all of them)."""
     if op.name == "unitary":
         return None
-    spec = _gates.spec(op.name)
-    rng = np.random.default_rng(0)
-    keep = set()
     k = len(op.wires)
     lo_pos = [p for p in range(k) if p not in hi_pos]
     kh = len(hi_pos)
-    for _ in range(2):
-        with jax.ensure_compile_time_eval():  # a static property: must not be staged under jit
-            m = np.asarray(_gates.matrix(op.name, tuple(rng.uniform(0.3, 2.8, spec.n_params)), jnp.complex64))
-        t = m.reshape((2,) * (2 * k)).transpose(
-            list(hi_pos) + lo_pos + [k + p for p in hi_pos] + [k + p for p in lo_pos]
-        ).reshape(2**kh, 2 ** (k - kh), 2**kh, 2 ** (k - kh))
-        dim = 2**kh if side == "hi" else 2 ** (k - kh)
-        for i in range(dim):
-            for j in range(dim):
-                block = t[i, :, j, :] if side == "hi" else t[:, i, :, j]
-                if np.any(np.abs(block) > 1e-7):
-                    keep.add((i, j))
-    return sorted(keep)
-
-
-#: Gates whose matrices are real for every angle (a fused step of only these skips its imaginary
-#: planes in the kernel).
-_REAL_GATES = frozenset({"h", "x", "z", "ry", "cnot", "cz", "swap", "toffoli", "cry"})
+    t = _gates.spec(op.name).support.reshape((2,) * (2 * k)).transpose(
+        list(hi_pos) + lo_pos + [k + p for p in hi_pos] + [k + p for p in lo_pos]
+    ).reshape(2**kh, 2 ** (k - kh), 2**kh, 2 ** (k - kh))
+    dim = 2**kh if side == "hi" else 2 ** (k - kh)
+    return [(i, j) for i in range(dim) for j in range(dim)
+            if (t[i, :, j, :] if side == "hi" else t[:, i, :, j]).any()]
 
 
 def _is_real(op: Operation) -> bool:
+    """True when the gate's matrix is real (``GateSpec.real``; a concrete real ``unitary``)."""
     if op.name != "unitary":
-        return op.name in _REAL_GATES
+        return _gates.spec(op.name).real
     m = op.params[0]
     if isinstance(m, jax.core.Tracer):
         return False
@@ -407,21 +394,20 @@ def compile_circuit(circuit: Circuit, observables, dtype=jnp.complex64):
                 Ds.append(_stack(D, (2**h, 2**l), dtype))
             plain.clear()
 
-    for item in circuit.items:
-        if not isinstance(item, Repeat):
-            plain.append(item)
+    low = lower(circuit, dtype)
+    for seg, params in zip(low.segments, low.params):
+        if seg.length is None:
+            plain.extend(segment_operations(seg, params))
             continue
         flush_plain()
-        kinds = _compile_ops(item.body, n, dtype)[0]
+        kinds = _compile_ops(segment_operations(seg, jax.tree_util.tree_map(lambda a: a[0], params)), n, dtype)[0]
 
-        def one(p, item=item):
-            scratch = Circuit(n)
-            item.fn(scratch, p)
-            _, L, R, D = _compile_ops(scratch.items, n, dtype)
+        def one(p, seg=seg):
+            _, L, R, D = _compile_ops(segment_operations(seg, p), n, dtype)
             return _stack(L, (2**h, 2**h), dtype), _stack(R, (2**l, 2**l), dtype), _stack(D, (2**h, 2**l), dtype)
 
-        L, R, D = jax.vmap(one)(item.params)
-        segments.append(Segment(kinds, item.length))
+        L, R, D = jax.vmap(one)(params)
+        segments.append(Segment(kinds, seg.length))
         Ls.append(L.reshape((-1, 2**h, 2**h)))
         Rs.append(R.reshape((-1, 2**l, 2**l)))
         Ds.append(D.reshape((-1, 2**h, 2**l)))

@@ -19,7 +19,8 @@ from qwt.circuit import Circuit, I, Observable, Operation, PauliString, Repeat, 
 __version__ = "0.1.0"
 
 # Heavier subpackages load on first use so `import qwt` stays quick for simulator-only users.
-_LAZY = ("statevector", "mps", "kernels", "nn", "peft", "models", "data", "training", "cli")
+_LAZY = ("statevector", "mps", "kernels", "nn", "peft", "models", "data", "training", "cli",
+         "shots", "noise", "parameter_shift")
 
 
 def __getattr__(name):

@@ -55,7 +55,18 @@ def _reference(name, a=()):
         "rxx": lambda: _expm_pauli(np.kron(_X, _X), t), "ryy": lambda: _expm_pauli(np.kron(_Y, _Y), t),
         "rzz": lambda: _expm_pauli(np.kron(_Z, _Z), t),
         "toffoli": lambda: np.eye(8)[[0, 1, 2, 3, 4, 5, 7, 6]],
+        # qelib1 additions: sx = sqrt(X) (sx @ sx = X), U2(φ, λ) = U(π/2, φ, λ), Qiskit's CU
+        "id": lambda: _I, "sx": lambda: _SX, "sxdg": lambda: _SX.conj().T,
+        "u2": lambda: _reference("u3", (math.pi / 2, a[0], a[1])),
+        "ch": lambda: _ctrl(_reference("h")), "csx": lambda: _ctrl(_SX),
+        "cu": lambda: _ctrl(cmath.exp(1j * a[3]) * _reference("u3", a[:3])),
+        "iswap": lambda: np.array([[1, 0, 0, 0], [0, 0, 1j, 0], [0, 1j, 0, 0], [0, 0, 0, 1]]),
+        "cswap": lambda: np.eye(8)[[0, 1, 2, 3, 4, 6, 5, 7]],
+        "ccz": lambda: np.diag([1, 1, 1, 1, 1, 1, 1, -1]),
     }[name]()  # fmt: skip
+
+
+_SX = 0.5 * np.array([[1 + 1j, 1 - 1j], [1 - 1j, 1 + 1j]])
 
 
 @pytest.mark.parametrize("name", sorted(qgates.GATES))
@@ -97,9 +108,70 @@ def test_matrix_default_dtype_and_angles_as_jax_scalars():
         qgates.spec("cnott")
 
 
-def test_hermitian_generator_flags():
-    flagged = {n for n, s in qgates.GATES.items() if s.hermitian_generator}
-    assert flagged == {"rx", "ry", "rz", "rxx", "ryy", "rzz"}
+def test_sx_squares_to_x(x64):
+    sx = np.asarray(qgates.matrix("sx", (), jnp.complex128))
+    np.testing.assert_allclose(sx @ sx, _X, atol=1e-12)
+
+
+def _operator_schmidt_rank(m):
+    t = m.reshape(2, 2, 2, 2).transpose(0, 2, 1, 3).reshape(4, 4)
+    return int(np.sum(np.linalg.svd(t, compute_uv=False) > 1e-9))
+
+
+def _network_matrix(net, k):
+    out = np.eye(2**k, dtype=complex)
+    for name, local in net:
+        c = qwt.Circuit(k)
+        getattr(c, name)(*local)
+        u = np.zeros((2**k, 2**k), complex)
+        for col in range(2**k):
+            psi = np.zeros(2**k, complex)
+            psi[col] = 1
+            u[:, col] = np.asarray(qwt.statevector.reference.state(c, jnp.asarray(psi, jnp.complex128), jnp.complex128))
+        out = u @ out
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(qgates.GATES))
+def test_declared_gate_facts_hold(name, x64):
+    """Every fact a compiler reads from GateSpec agrees with the gate's matrix."""
+    spec = qgates.GATES[name]
+    a = tuple(np.random.default_rng(1).uniform(-3, 3, spec.n_params))
+    m = np.asarray(qgates.matrix(name, a, jnp.complex128))
+    k = spec.n_wires
+    if spec.real:
+        for _ in range(2):
+            r = tuple(np.random.default_rng(2).uniform(-3, 3, spec.n_params))
+            assert np.allclose(np.asarray(qgates.matrix(name, r, jnp.complex128)).imag, 0)
+    else:  # an undeclared real gate only loses a speed-up, but the flag should be complete
+        assert not np.allclose(m.imag, 0) or spec.n_params, name
+    if spec.generator is not None:
+        assert spec.n_params == 1
+        g = spec.generator
+        np.testing.assert_allclose(g, g.conj().T, atol=0)
+        w, v = np.linalg.eigh(g)
+        np.testing.assert_allclose((v * np.exp(-0.5j * a[0] * w)) @ v.conj().T, m, atol=1e-12)
+    if spec.phase is not None:
+        pattern, angle = spec.phase
+        idx = np.arange(2**k)
+        bits = [(idx >> (k - 1 - j)) & 1 for j in range(k)]
+        angle = a[0] if angle is None else angle
+        np.testing.assert_allclose(np.exp(1j * angle * qgates.PHASE_PATTERNS[pattern](bits)), np.diag(m), atol=1e-12)
+    if spec.affine is not None:
+        masks, consts = spec.affine
+        for i in range(2**k):
+            bits = [(i >> (k - 1 - j)) & 1 for j in range(k)]
+            out = [(sum(bits[q] for q in masks[j]) + consts[j]) % 2 for j in range(k)]
+            o = sum(b << (k - 1 - j) for j, b in enumerate(out))
+            assert m[o, i] == 1
+        np.testing.assert_allclose(m @ m, np.eye(2**k), atol=0)  # declared affine maps are involutions
+    if k == 2:
+        assert spec.pair_rank == _operator_schmidt_rank(m), name
+    if spec.decomposition is not None:
+        np.testing.assert_allclose(_network_matrix(spec.decomposition, k), m, atol=1e-12)
+    assert k <= 2 or spec.decomposition is not None, "three-wire gates need a network for the MPS path"
+    assert len(spec.shift_rules) == spec.n_params  # their values: tests/test_parameter_shift.py
+    np.testing.assert_array_equal(spec.support, np.abs(m) > 1e-9)
 
 
 # -------------------------------------------------------------------------------------- builder

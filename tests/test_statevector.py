@@ -24,7 +24,8 @@ ALL_GATES = [
     ("sdg", 1, 0), ("tdg", 1, 0), ("rx", 1, 1), ("ry", 1, 1), ("rz", 1, 1), ("phase", 1, 1),
     ("u3", 1, 3), ("cnot", 2, 0), ("cz", 2, 0), ("cy", 2, 0), ("swap", 2, 0), ("crx", 2, 1),
     ("cry", 2, 1), ("crz", 2, 1), ("cphase", 2, 1), ("rxx", 2, 1), ("ryy", 2, 1), ("rzz", 2, 1),
-    ("toffoli", 3, 0), ("unitary", None, 0),
+    ("toffoli", 3, 0), ("id", 1, 0), ("sx", 1, 0), ("sxdg", 1, 0), ("u2", 1, 2), ("ch", 2, 0),
+    ("csx", 2, 0), ("iswap", 2, 0), ("cu", 2, 4), ("cswap", 3, 0), ("ccz", 3, 0), ("unitary", None, 0),
 ]  # fmt: skip
 
 # Independent single-qubit matrices for the dense oracle.
@@ -75,13 +76,38 @@ def _n_angles(ops):
     return sum(len(p) for name, _, p in ops if name != "unitary")
 
 
+def _u(t, p, lam):
+    return np.array([[np.cos(t / 2), -np.exp(1j * lam) * np.sin(t / 2)],
+                     [np.exp(1j * p) * np.sin(t / 2), np.exp(1j * (p + lam)) * np.cos(t / 2)]])
+
+
+def _controlled(u):
+    m = np.eye(4, dtype=complex)
+    m[2:, 2:] = u
+    return m
+
+
+_SX = 0.5 * np.array([[1 + 1j, 1 - 1j], [1 - 1j, 1 + 1j]])
+# Gates tensorcircuit-ng has no named method for: written out here (OpenQASM / Qiskit definitions)
+# and applied through tc's `any`, so the oracle stays independent of qwt's gate table.
+_BY_MATRIX = {
+    "id": lambda a: np.eye(2), "sx": lambda a: _SX, "sxdg": lambda a: _SX.conj().T,
+    "u2": lambda a: _u(np.pi / 2, a[0], a[1]), "ch": lambda a: _controlled(np.array([[1, 1], [1, -1]]) / np.sqrt(2)),
+    "csx": lambda a: _controlled(_SX), "iswap": lambda a: np.array([[1, 0, 0, 0], [0, 0, 1j, 0], [0, 1j, 0, 0], [0, 0, 0, 1]]),
+    "cu": lambda a: _controlled(np.exp(1j * a[3]) * _u(*a[:3])),
+    "cswap": lambda a: np.eye(8)[[0, 1, 2, 3, 4, 6, 5, 7]], "ccz": lambda a: np.diag([1.0] * 7 + [-1.0]),
+}  # fmt: skip
+
+
 def _tc_circuit(n, ops, inputs=None):
     import tensorcircuit as tc
 
     c = tc.Circuit(n, inputs=inputs)
     rename = {"sdg": "sd", "tdg": "td", "u3": "u"}
     for name, wires, par in ops:
-        if name == "unitary":
+        if name in _BY_MATRIX:
+            c.any(*wires, unitary=np.asarray(_BY_MATRIX[name](par), complex))
+        elif name == "unitary":
             c.any(*wires, unitary=par)
         elif name == "u3":
             c.u(*wires, theta=par[0], phi=par[1], lbd=par[2])
@@ -301,7 +327,8 @@ def test_parameter_shift_rule():
     n = 3
     ops = _random_ops(rng, n, 4, names=["u3", "cnot", "h"])
     for name in names:
-        assert qgates.GATES[name].hermitian_generator
+        g = qgates.GATES[name].generator  # involutory: the two-term rule with shift pi/2 is exact
+        assert g is not None and np.allclose(g @ g, np.eye(len(g)))
         wires = (1,) if qgates.GATES[name].n_wires == 1 else (2, 0)
         ops.append((name, wires, (0.0,)))
         ops += _random_ops(rng, n, 2, names=["u3", "cz", "cnot"])

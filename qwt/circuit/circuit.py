@@ -208,14 +208,10 @@ class Circuit:
         return tuple(self._items)
 
     def operations(self) -> Iterator[Operation]:
-        """All operations in order with repeat blocks unrolled."""
-        for item in self._items:
-            if isinstance(item, Repeat):
-                for i in range(item.length):
-                    p = jax.tree_util.tree_map(lambda a: a[i], item.params)
-                    yield from _record(item.fn, p, self.n_qubits)
-            else:
-                yield item
+        """All operations in order with repeat blocks unrolled (angles as given; repeat angles sliced)."""
+        from qwt.circuit.lower import lower, operations  # lower builds on this module
+
+        yield from operations(lower(self, dtype=None))
 
     def __len__(self) -> int:
         """Number of gates, counting every repetition of repeat blocks."""
@@ -331,6 +327,10 @@ class Circuit:
     def ry(self, w, theta): return self._add("ry", (w,), (theta,))
     def rz(self, w, theta): return self._add("rz", (w,), (theta,))
     def phase(self, w, phi): return self._add("phase", (w,), (phi,))
+    def sx(self, w): return self._add("sx", (w,))
+    def sxdg(self, w): return self._add("sxdg", (w,))
+    def id(self, w): return self._add("id", (w,))
+    def u2(self, w, phi, lam): return self._add("u2", (w,), (phi, lam))
 
     def u3(self, w, theta, phi, lam):
         """OpenQASM U(θ, φ, λ) = RZ(φ)·RY(θ)·RZ(λ) up to a global phase."""
@@ -341,6 +341,9 @@ class Circuit:
     def cz(self, control, target): return self._add("cz", (control, target))
     def cy(self, control, target): return self._add("cy", (control, target))
     def swap(self, a, b): return self._add("swap", (a, b))
+    def iswap(self, a, b): return self._add("iswap", (a, b))
+    def ch(self, control, target): return self._add("ch", (control, target))
+    def csx(self, control, target): return self._add("csx", (control, target))
     def crx(self, control, target, theta): return self._add("crx", (control, target), (theta,))
     def cry(self, control, target, theta): return self._add("cry", (control, target), (theta,))
     def crz(self, control, target, theta): return self._add("crz", (control, target), (theta,))
@@ -349,8 +352,14 @@ class Circuit:
     def ryy(self, a, b, theta): return self._add("ryy", (a, b), (theta,))
     def rzz(self, a, b, theta): return self._add("rzz", (a, b), (theta,))
 
+    def cu(self, control, target, theta, phi, lam, gamma):
+        """Qiskit's controlled U: ``|0><0| ⊗ I + e^{iγ} |1><1| ⊗ U3(θ, φ, λ)``."""
+        return self._add("cu", (control, target), (theta, phi, lam, gamma))
+
     # --------------------------------------------------------------------- multi-qubit gates
     def toffoli(self, c1, c2, target): return self._add("toffoli", (c1, c2, target))
+    def cswap(self, control, a, b): return self._add("cswap", (control, a, b))
+    def ccz(self, c1, c2, target): return self._add("ccz", (c1, c2, target))
 
     def unitary(self, matrix, *wires):
         """Any k-qubit matrix on ``wires`` (first wire most significant in the matrix index).

@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="start over even if checkpoints exist; the old ones are moved to "
                          "OUT/checkpoints.old-N (printed), never deleted")
     ft.add_argument("--no-eval", action="store_true", help="skip evaluation (held-out loss and generation)")
+    ft.add_argument("--mesh", help="device mesh, e.g. data=2,fsdp=4: batch along data, frozen base along fsdp")
     _add_train_flags(ft)
 
     ev = sub.add_parser("eval", help="evaluate a fine-tuned run (strict accuracy or BLEU/ROUGE-L)")
@@ -270,6 +271,12 @@ def _cmd_finetune(args) -> int:
     from qwt.training.jobs import _split
 
     spec = _job_from_args(args)
+    mesh = None
+    if args.mesh is not None:  # checked before anything is written: axes, device count, batch split
+        from qwt.training import mesh as qmesh
+
+        mesh = qmesh.make_mesh(qmesh.parse_mesh(args.mesh))
+        qmesh.check_batch_size(spec.train.batch_size, mesh)
     print(f"qwt finetune: {spec.method} on {spec.model}, data {spec.dataset}, {spec.train.steps} steps -> {args.out}")
     with _leave_nothing_on_failure(args.out):
         # Checked before anything is written, each error naming its flag or file: data, model, adapters.
@@ -277,7 +284,7 @@ def _cmd_finetune(args) -> int:
         base = load_base(spec.model, seed=spec.train.seed)
         _check_adapters(base[0], spec, args)
         summary = finetune(spec, args.out, resume=not args.no_resume, evaluate=not args.no_eval, base=base,
-                           splits=splits)
+                           splits=splits, mesh=mesh)
     _print_summary(summary)
     print(f"metrics: {pathlib.Path(args.out) / 'metrics.jsonl'}  plot: {pathlib.Path(args.out) / 'curves.png'}")
     return 0

@@ -4,7 +4,8 @@ The simulator runs a ``lax.scan`` over *rows*; this module decides the rows in p
 from the circuit's static structure (names and wires), so the traced program is a few scans over
 stacked tables whatever the depth. The rules, in order:
 
-1. **Decomposition.** ``toffoli`` becomes the standard 6-CNOT network (H, T, T†). ``unitary`` on
+1. **Decomposition.** Three-wire gates become their declared networks (``toffoli``: the standard
+   6-CNOT network of H, T, T†; see ``GateSpec.decomposition``). ``unitary`` on
    3+ wires is refused (``ValueError``): a generic k-qubit matrix has no cheap exact 2-qubit
    form. Every other gate has 1 or 2 wires.
 2. **Scheduling.** Gates form a DAG (per-wire order). Among the gates whose predecessors are done,
@@ -47,18 +48,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qwt.circuit import Circuit, Operation, Repeat, gates
+from qwt.circuit import Circuit, Operation, gates
+from qwt.circuit.lower import Lowered, lower
 
-__all__ = ["GATE", "MOVE_RIGHT", "MOVE_LEFT", "Segment", "Block", "Program", "expand", "compile_circuit", "build_tables"]
+__all__ = ["GATE", "MOVE_RIGHT", "MOVE_LEFT", "Segment", "Block", "Program", "expand", "compile_program", "compile_circuit", "build_tables"]
 
 GATE, MOVE_RIGHT, MOVE_LEFT = 0, 1, 2
 
-#: Operator Schmidt rank of each two-qubit gate (bound on how much it can grow a bond).
-_PAIR_RANK = {"swap": 4, "unitary": 4}
-
-
 def _pair_rank(name: str) -> int:
-    return _PAIR_RANK.get(name, 2)
+    """Operator Schmidt rank of a two-qubit gate (a generic ``unitary`` has the maximum, 4)."""
+    return 4 if name == "unitary" else gates.GATES[name].pair_rank
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,8 +102,8 @@ class Program:
     """The whole circuit.
 
     Attributes:
-      blocks: ``("ops", (start, stop), Block)`` for ``circuit.items[start:stop]`` or
-        ``("repeat", index, Block)`` for the scanned body of ``circuit.items[index]``.
+      blocks: ``("ops", s, Block)`` for straight segment ``s`` of the lowered circuit or
+        ``("repeat", s, Block)`` for the scanned body of segment ``s``.
       center: the orthogonality centre at the end.
       n_rows: number of rows executed (repetitions counted).
     """
@@ -114,26 +113,22 @@ class Program:
     n_rows: int
 
 
-def _toffoli(a: int, b: int, c: int) -> list[Operation]:
-    seq = [("h", (c,)), ("cnot", (b, c)), ("tdg", (c,)), ("cnot", (a, c)), ("t", (c,)),
-           ("cnot", (b, c)), ("tdg", (c,)), ("cnot", (a, c)), ("t", (b,)), ("t", (c,)), ("h", (c,)),
-           ("cnot", (a, b)), ("t", (a,)), ("tdg", (b,)), ("cnot", (a, b))]  # fmt: skip
-    return [Operation(name, wires) for name, wires in seq]
-
-
 def expand(ops: Sequence[Operation]) -> list[Operation]:
-    """Decomposes ``toffoli``; refuses k ≥ 3 ``unitary`` with a ValueError naming the gate."""
+    """Replaces three-wire gates by their declared networks (``GateSpec.decomposition``, applied
+    recursively); refuses a k ≥ 3 ``unitary`` with a ValueError naming the gate."""
     out = []
     for op in ops:
-        if op.name == "toffoli":
-            out.extend(_toffoli(*op.wires))
-        elif len(op.wires) > 2:
+        if len(op.wires) <= 2:
+            out.append(op)
+            continue
+        net = None if op.name == "unitary" else gates.GATES[op.name].decomposition
+        if net is None:
             raise ValueError(
                 f"qwt.mps cannot apply {op.name!r} on {len(op.wires)} wires {op.wires}: only 1- and 2-qubit "
-                "gates (and toffoli, decomposed) are supported; factor the matrix into 2-qubit gates"
+                "gates (and gates with a declared decomposition, e.g. toffoli) are supported; factor the "
+                "matrix into 2-qubit gates"
             )
-        else:
-            out.append(op)
+        out.extend(expand([Operation(name, tuple(op.wires[k] for k in local)) for name, local in net]))
     return out
 
 
@@ -307,11 +302,11 @@ def _schedule(ops: Sequence[Operation], n: int, center: int) -> list[int]:
     return order
 
 
-def compile_circuit(circuit: Circuit, max_bond: int, center: int, fresh: bool) -> Program:
-    """The static program for ``circuit`` on an MPS of bond χ = ``max_bond`` with centre ``center``.
+def compile_program(low: Lowered, max_bond: int, center: int, fresh: bool) -> Program:
+    """The static program for a lowered circuit on an MPS of bond χ = ``max_bond`` with centre ``center``.
 
     Args:
-      circuit: the circuit.
+      low: the lowered circuit (:func:`qwt.circuit.lower.lower`); only its static part is read.
       max_bond: χ.
       center: the input MPS's orthogonality centre.
       fresh: True when the input is ``|0...0>`` (bond bounds start at 1), else bounds start at χ.
@@ -319,28 +314,26 @@ def compile_circuit(circuit: Circuit, max_bond: int, center: int, fresh: bool) -
     Raises:
       ValueError: a gate the MPS path cannot apply (``unitary`` on 3+ wires).
     """
-    comp = _Compiler(circuit.n_qubits, max_bond, center, fresh)
-    blocks, n_rows, start = [], 0, 0
-    items = circuit.items
-
-    def flush(stop):
-        nonlocal n_rows
-        if stop > start:
-            b = comp.block(expand(items[start:stop]))
-            blocks.append(("ops", (start, stop), b))
+    comp = _Compiler(low.n_qubits, max_bond, center, fresh)
+    blocks, n_rows = [], 0
+    for k, seg in enumerate(low.segments):
+        signature = [Operation(g.name, g.wires) for g in seg.gates]
+        if seg.length is None:
+            b = comp.block(expand(signature))
+            blocks.append(("ops", k, b))
             n_rows += sum(len(s.kinds) for s in b.segments)
-
-    for k, item in enumerate(items):
-        if isinstance(item, Repeat):
-            flush(k)
-            start = k + 1
+        else:
             comp.dmax = comp.chi  # the body runs at full χ: one scan for every repetition
-            body = comp.block(expand(item.body), periodic=True)
+            body = comp.block(expand(signature), periodic=True)
             comp.bound = list(comp.cap)
             blocks.append(("repeat", k, body))
-            n_rows += item.length * sum(len(s.kinds) for s in body.segments)
-    flush(len(items))
+            n_rows += seg.length * sum(len(s.kinds) for s in body.segments)
     return Program(tuple(blocks), comp.center, n_rows)
+
+
+def compile_circuit(circuit: Circuit, max_bond: int, center: int, fresh: bool) -> Program:
+    """:func:`compile_program` of ``lower(circuit)`` (the static part only)."""
+    return compile_program(lower(circuit), max_bond, center, fresh)
 
 
 def _bank(ops: Sequence[Operation], dim: int, dtype) -> jax.Array:

@@ -27,7 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from qwt.circuit import Circuit, Repeat, guards
+from qwt.circuit import Circuit, guards
+from qwt.circuit.lower import lower, segment_operations
 from qwt.mps import compile as _compile
 from qwt.mps import svd as _svd
 from qwt.mps.tensors import (
@@ -112,13 +113,6 @@ def _run_block(T, block, ops, cutoff, eps):
     return T, discs
 
 
-def _record(item: Repeat, p, n: int):
-    scratch = Circuit(n)
-    item.fn(scratch, p)
-    ops = _compile.expand(scratch.items)
-    return ops
-
-
 def state(
     circuit: Circuit,
     max_bond: int,
@@ -196,24 +190,21 @@ def state(
         pad = chi - initial_state.max_bond
         t = jnp.pad(initial_state.tensors.astype(dtype), ((0, 0), (0, pad), (0, 0), (0, pad)))
         m0, fresh = MPS(t, initial_state.discarded.astype(jnp.finfo(dtype).dtype), initial_state.center), False
-    program = _compile.compile_circuit(circuit, chi, m0.center, fresh)
+    low = lower(circuit, dtype)
+    program = _compile.compile_program(low, chi, m0.center, fresh)
     T, discs = m0.tensors, [m0.discarded]
-    items = circuit.items
-    for what, where, blk in program.blocks:
+    for what, k, blk in program.blocks:
+        seg, params = low.segments[k], low.params[k]
         if what == "repeat":
-            item = items[where]
 
-            def layer(T, p, item=item, body=blk):
-                ops = _record(item, p, n)
-                if tuple((o.name, o.wires) for o in ops) != body.signature:
-                    raise ValueError("repeat: every layer must add the same gates on the same wires")
-                T, d = _run_block(T, body, ops, cutoff, svd_eps)
+            def layer(T, p, seg=seg, body=blk):
+                T, d = _run_block(T, body, _compile.expand(segment_operations(seg, p)), cutoff, svd_eps)
                 return T, jnp.concatenate(d) if d else jnp.zeros((0,), discs[0].dtype)
 
-            T, d = lax.scan(layer, T, item.params)
+            T, d = lax.scan(layer, T, params)
             discs.append(d.reshape(-1))
         else:
-            T, d = _run_block(T, blk, _compile.expand(items[where[0] : where[1]]), cutoff, svd_eps)
+            T, d = _run_block(T, blk, _compile.expand(segment_operations(seg, params)), cutoff, svd_eps)
             discs.extend(d)
     return MPS(T, jnp.concatenate(discs), program.center)
 

@@ -32,12 +32,12 @@ import jax
 import jax.numpy as jnp
 
 from qwt.circuit import Circuit, as_observable, check_observable_wires, check_state_dtype, guards
-from qwt.statevector import adjoint, execute, measure, plan, reference
+from qwt.statevector import adjoint, execute, measure, plan, reference, sharded
 from qwt.statevector.adjoint import simulate
 
 __all__ = [
     "state", "expectation", "probabilities", "sample", "apply",
-    "plan", "execute", "adjoint", "measure", "reference", "simulate",
+    "plan", "execute", "adjoint", "measure", "reference", "simulate", "sharded",
 ]
 
 
@@ -58,7 +58,7 @@ def _initial(n: int, initial_state, dtype):
     return initial_state.astype(dtype)
 
 
-def state(circuit: Circuit, initial_state=None, dtype=jnp.complex64):
+def state(circuit: Circuit, initial_state=None, dtype=jnp.complex64, *, mesh=None):
     """The final state vector, shape ``(2**n,)``, qubit 0 most significant.
 
     Args:
@@ -67,6 +67,8 @@ def state(circuit: Circuit, initial_state=None, dtype=jnp.complex64):
         ``|0...0>``. A concrete one must be finite and normalised (``|‖ψ‖ - 1| <= 1e-4``); use
         :func:`apply` for an arbitrary vector.
       dtype: ``complex64`` (default) or ``complex128``.
+      mesh: optional ``jax.sharding.Mesh`` of ``2**g`` devices: the state is split over them by
+        its top ``g`` qubits and returned sharded (:mod:`qwt.statevector.sharded`).
 
     Returns:
       The state, ``dtype``.
@@ -84,6 +86,8 @@ def state(circuit: Circuit, initial_state=None, dtype=jnp.complex64):
       >>> [round(abs(complex(a)) ** 2, 2) for a in qwt.statevector.state(qwt.Circuit(1).h(0))]
       [0.5, 0.5]
     """
+    if mesh is not None:  # split over the mesh's devices by the top qubits: see sharded.py
+        return sharded.state(circuit, mesh, initial_state, dtype)
     if not isinstance(circuit, Circuit):
         raise TypeError(f"expected a qwt.Circuit, got {type(circuit).__name__}")
     dtype = check_state_dtype(dtype)
@@ -126,7 +130,7 @@ def apply(circuit: Circuit, psi):
     return _run(p, params, psi.reshape(-1)).reshape(psi.shape)
 
 
-def expectation(circuit: Circuit, observable, initial_state=None, dtype=jnp.complex64):
+def expectation(circuit: Circuit, observable, initial_state=None, dtype=jnp.complex64, *, mesh=None):
     """⟨ψ|O|ψ⟩ for an observable, or a vector of them for a list/tuple of observables.
 
     Args:
@@ -134,6 +138,8 @@ def expectation(circuit: Circuit, observable, initial_state=None, dtype=jnp.comp
       observable: built from ``qwt.X/Y/Z/I`` (or a list/tuple of such).
       initial_state: optional ``(2**n,)`` initial state.
       dtype: state dtype.
+      mesh: optional ``jax.sharding.Mesh``: simulate sharded, reduce across shards
+        (:func:`qwt.statevector.sharded.expectation`).
 
     Returns:
       A real scalar, or a ``(len(observable),)`` vector.
@@ -144,6 +150,8 @@ def expectation(circuit: Circuit, observable, initial_state=None, dtype=jnp.comp
       >>> qwt.statevector.expectation(c, [qwt.Z(0), qwt.Z(1)]).tolist()
       [1.0, -1.0]
     """
+    if mesh is not None:  # per-shard terms reduced with psum: see sharded.py
+        return sharded.expectation(circuit, observable, mesh, initial_state, dtype)
     if isinstance(observable, (list, tuple)):
         if not observable:
             raise ValueError("expectation: the list of observables is empty")

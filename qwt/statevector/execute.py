@@ -36,12 +36,14 @@ def _gate_matrix(name, p, dtype):
     return _gates.matrix(name, p, dtype)
 
 
-#: -i P for the one-qubit Pauli rotations (exp(-i t P/2) = cos(t/2) I + sin(t/2) (-i P)).
-_ROTATION = {
-    "rx": np.array([[0, -1j], [-1j, 0]]),
-    "ry": np.array([[0, -1], [1, 0]], dtype=complex),
-    "rz": np.array([[-1j, 0], [0, 1j]]),
-}
+def _rotation(name: str):
+    """``-i G`` for a one-qubit gate whose generator is involutory (rx, ry, rz), else None:
+    then ``exp(-i t G / 2) = cos(t/2) I + sin(t/2) (-i G)``."""
+    s = _gates.GATES.get(name)
+    if s is None or s.n_wires != 1 or s.generator is None:
+        return None
+    g = s.generator
+    return -1j * g if np.allclose(g @ g, np.eye(2)) else None
 
 
 def _kron_all(mats):
@@ -70,12 +72,13 @@ def _one_qubit_block(block: Block, seg: Segment, params, dtype):
         if len(names) == 1 and None not in ids and "unitary" not in names:
             (name,) = names
             stacked = tuple(jnp.stack(a) for a in zip(*(params[i] for i in ids)))
-            if name in _ROTATION:
-                # exp(-i t P / 2) = cos(t/2) I + sin(t/2) (-i P): two tiny products, compact VJP.
+            rot = _rotation(name)
+            if rot is not None:
+                # exp(-i t G / 2) = cos(t/2) I + sin(t/2) (-i G): two tiny products, compact VJP.
                 half = stacked[0] / 2
                 c = jnp.cos(half).astype(dtype)[:, None, None]
                 s = jnp.sin(half).astype(dtype)[:, None, None]
-                g = c * jnp.eye(2, dtype=dtype)[None] + s * jnp.asarray(_ROTATION[name], dtype)[None]
+                g = c * jnp.eye(2, dtype=dtype)[None] + s * jnp.asarray(rot, dtype)[None]
             elif stacked:
                 g = jax.vmap(lambda *a, name=name: _gates.matrix(name, a, dtype))(*stacked)
             else:
@@ -104,31 +107,17 @@ def block_matrix(block: Block, seg: Segment, params, dtype):
     return m.reshape(2**k, 2**k)
 
 
-# Every diagonal gate is exp(i * angle * pattern(bits)): pattern kind and the angle it uses.
-_PI = float(np.pi)
-_DIAG = {
-    "z": ("n", _PI), "s": ("n", _PI / 2), "sdg": ("n", -_PI / 2), "t": ("n", _PI / 4), "tdg": ("n", -_PI / 4),
-    "phase": ("n", None), "rz": ("z", None), "cz": ("nn", _PI), "cphase": ("nn", None),
-    "crz": ("cz", None), "rzz": ("zz", None),
-}  # fmt: skip
 #: Largest static pattern matrix (2**n x columns) embedded as a constant; beyond it the phase is
 #: evaluated from bits of an iota (no constant, no big intermediate).
 PATTERN_CONST_MAX = 2**18
 
 
 def _pattern_np(kind, bits):
-    """Pattern values from the gate's wire bits (arrays of 0/1)."""
-    if kind == "n":
-        return bits[0]
-    if kind == "z":
-        return bits[0] - 0.5
-    if kind == "nn":
-        return bits[0] * bits[1]
-    if kind == "cz":
-        return bits[0] * (bits[1] - 0.5)
-    if kind == "zz":
-        return (bits[0] ^ bits[1]) - 0.5
-    # ("onehot", v): the indicator of the wires' bits spelling v (fallback for other diagonals)
+    """Pattern values from the gate's wire bits (arrays of 0/1): a declared
+    :data:`qwt.circuit.gates.PHASE_PATTERNS` entry, or ``("onehot", v)``, the indicator of the
+    wires' bits spelling ``v`` (used for a diagonal gate that declares no pattern)."""
+    if isinstance(kind, str):
+        return _gates.PHASE_PATTERNS[kind](bits)
     v, k = kind[1], len(bits)
     out = 1
     for j, b in enumerate(bits):
@@ -141,11 +130,12 @@ def _columns(block: Block, seg: Segment, params, real_dtype):
     cols, coefs = [], []
     for i in block.ops:
         name, wires = seg.ops[i]
-        if name in _DIAG:
-            kind, angle = _DIAG[name]
+        declared = _gates.GATES[name].phase if name in _gates.GATES else None
+        if declared is not None:
+            kind, angle = declared
             cols.append((kind, wires))
             coefs.append(jnp.asarray(angle if angle is not None else params[i][0], real_dtype))
-        else:  # a diagonal gate this table does not know: one indicator column per entry
+        else:  # a diagonal gate that declares no pattern: one indicator column per entry
             d = _gates.diagonal(name, params[i], jnp.complex128 if real_dtype == jnp.float64 else jnp.complex64)
             table = jnp.angle(d).astype(real_dtype)
             for v in range(2 ** len(wires)):
@@ -190,8 +180,8 @@ def _affine(block: Block, seg: Segment, n: int, inverse: bool):
     """
     # rows[j]: set of output-bit masks (as int) contributing to source bit j; start at identity.
     rows = [1 << (n - 1 - j) for j in range(n)]
-    # Forward map F = F_m ... F_1; gather needs src = F^{-1}(out) = F_1(...F_m(out)) (self-inverse
-    # gates), i.e. apply the gates to the index in reverse order; the inverse block applies them
+    # Forward map F = F_m ... F_1; gather needs src = F^{-1}(out) = F_1(...F_m(out)) (declared affine
+    # gates are involutions), i.e. apply the gates to the index in reverse order; the inverse block applies them
     # in forward order. Composition acts on the *expressions* of each bit.
     seq = [seg.ops[i] for i in block.ops]
     if not inverse:
@@ -199,17 +189,16 @@ def _affine(block: Block, seg: Segment, n: int, inverse: bool):
     # Track expressions e[j] (mask, const) of the current index bits in terms of `out`.
     e = [(rows[j], 0) for j in range(n)]
     for name, wires in seq:
-        if name == "x":
-            (w,) = wires
-            e[w] = (e[w][0], e[w][1] ^ 1)
-        elif name == "cnot":
-            c, t = wires
-            e[t] = (e[t][0] ^ e[c][0], e[t][1] ^ e[c][1])
-        elif name == "swap":
-            a, b = wires
-            e[a], e[b] = e[b], e[a]
-        else:  # pragma: no cover - plan.fuse only sends AFFINE gates here
+        affine = _gates.GATES[name].affine if name in _gates.GATES else None
+        if affine is None:  # pragma: no cover - plan.fuse only sends affine gates here
             raise ValueError(f"{name} is not an affine permutation")
+        masks, consts = affine
+        old = [e[w] for w in wires]
+        for j, w in enumerate(wires):
+            m, c = 0, consts[j]
+            for k in masks[j]:
+                m, c = m ^ old[k][0], c ^ old[k][1]
+            e[w] = (m, c)
     return tuple(m for m, _ in e), tuple(c for _, c in e)
 
 

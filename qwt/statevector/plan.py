@@ -34,23 +34,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qwt.circuit import Circuit, Repeat, gates as _gates
-from qwt.circuit.circuit import _record
+from qwt.circuit import Circuit, gates as _gates
+from qwt.circuit import lower as _lower
+from qwt.circuit.lower import find_period
 
 __all__ = ["Block", "Segment", "Plan", "build", "find_period", "fuse", "K_MAX", "MIN_REPS", "MIN_SCAN_OPS"]
 
 #: Largest number of wires of a fused dense block (2**k x 2**k matrix); 4 balances flops
 #: (2**k per amplitude per block) against passes over the state on CPU.
 K_MAX = 4
-#: A periodic run becomes a scan only with at least this many repetitions ...
-MIN_REPS = 3
-#: ... covering at least this many operations (short circuits fuse better unrolled).
-MIN_SCAN_OPS = 24
-#: Periods longer than this are not searched (bounds planning time on huge circuits).
-MAX_PERIOD = 4096
-
-#: Parameter-free permutations that are GF(2)-affine maps of the basis index.
-AFFINE = frozenset({"x", "cnot", "swap"})
+MIN_REPS, MIN_SCAN_OPS = _lower.MIN_REPS, _lower.MIN_SCAN_OPS
 
 Key = tuple  # (name, wires)
 
@@ -94,53 +87,9 @@ def op_kind(name: str) -> str:
     kind = _gates.GATES[name].kind
     if kind == "diagonal":
         return "diag"
-    if kind == "permutation" and name in AFFINE:
+    if kind == "permutation" and _gates.GATES[name].affine is not None:
         return "perm"
     return "dense"
-
-
-# ------------------------------------------------------------------------------- periodicity
-def find_period(keys: Sequence, min_reps: int = MIN_REPS, min_ops: int = MIN_SCAN_OPS):
-    """The periodic run covering the most operations.
-
-    Args:
-      keys: hashable structural keys, one per operation.
-      min_reps: fewest repetitions accepted.
-      min_ops: fewest operations the run must cover.
-
-    Returns:
-      ``(start, period, reps)`` or ``None``. Ties go to the shorter period, then the earlier start.
-
-    Example:
-      >>> find_period(list("xabcabcabcabcy"), min_ops=3)
-      (1, 3, 4)
-    """
-    n = len(keys)
-    if n < max(min_ops, 2 * min_reps):
-        return None
-    ids = {}
-    arr = np.fromiter((ids.setdefault(k, len(ids)) for k in keys), dtype=np.int64, count=n)
-    best = None  # (covered, -period, -start)
-    for p in range(1, min(n // min_reps, MAX_PERIOD) + 1):
-        eq = arr[p:] == arr[:-p]
-        if not eq.any():
-            continue
-        # runs of equal positions: a run of r starting at s makes [s, s + r + p) p-periodic
-        padded = np.concatenate(([0], eq.view(np.int8), [0]))
-        edges = np.flatnonzero(np.diff(padded))
-        starts, ends = edges[0::2], edges[1::2]
-        reps = (ends - starts + p) // p
-        covered = reps * p
-        i = int(np.argmax(covered))
-        if reps[i] < min_reps or covered[i] < min_ops:
-            continue
-        cand = (int(covered[i]), -p, -int(starts[i]))
-        if best is None or cand > best:
-            best = cand
-    if best is None:
-        return None
-    covered, p, s = best[0], -best[1], -best[2]
-    return s, p, covered // p
 
 
 # ------------------------------------------------------------------------------------ fusion
@@ -226,38 +175,6 @@ def fuse(ops: Sequence[Key], k_max: int = K_MAX) -> tuple[Block, ...]:
     return tuple(out)
 
 
-# ------------------------------------------------------------------------------- flattening
-def _as_real(x, real_dtype):
-    return jnp.asarray(x, dtype=real_dtype)
-
-
-def _op_params(op, dtype, real_dtype):
-    if op.name == "unitary":
-        return (jnp.asarray(op.params[0]).astype(dtype),)
-    return tuple(_as_real(p, real_dtype) for p in op.params)
-
-
-def _split(ops, params, segments, out_params, min_reps, min_ops, k_max):
-    """Appends plain ops to ``segments``, carving periodic runs out as scan segments."""
-    if not ops:
-        return
-    found = find_period(ops, min_reps, min_ops)
-    if found is None:
-        segments.append(Segment(tuple(ops), fuse(ops, k_max)))
-        out_params.append(tuple(params))
-        return
-    s, p, reps = found
-    _split(ops[:s], params[:s], segments, out_params, min_reps, min_ops, k_max)
-    body = tuple(ops[s : s + p])
-    stacked = tuple(
-        tuple(jnp.stack([params[s + r * p + j][a] for r in range(reps)]) for a in range(len(params[s + j])))
-        for j in range(p)
-    )
-    segments.append(Segment(body, fuse(body, k_max), reps))
-    out_params.append(stacked)
-    _split(ops[s + p * reps :], params[s + p * reps :], segments, out_params, min_reps, min_ops, k_max)
-
-
 def build(
     circuit: Circuit,
     dtype=jnp.complex64,
@@ -283,35 +200,8 @@ def build(
     k_max = K_MAX if k_max is None else k_max
     if not isinstance(k_max, int) or k_max < 1:
         raise ValueError(f"k_max must be a positive int, got {k_max!r}")
-    real = jnp.finfo(dtype).dtype
-    n = circuit.n_qubits
-    segments: list[Segment] = []
-    params: list[tuple] = []
-    pending_ops: list[Key] = []
-    pending_params: list[tuple] = []
-
-    def flush():
-        if detect_periods:
-            _split(pending_ops, pending_params, segments, params, min_reps, min_ops, k_max)
-        elif pending_ops:
-            segments.append(Segment(tuple(pending_ops), fuse(pending_ops, k_max)))
-            params.append(tuple(pending_params))
-        pending_ops.clear()
-        pending_params.clear()
-
-    for item in circuit.items:
-        if isinstance(item, Repeat):
-            flush()
-            body = tuple((op.name, op.wires) for op in item.body)
-
-            def layer(p, fn=item.fn):
-                return tuple(_op_params(op, dtype, real) for op in _record(fn, p, n))
-
-            stacked = jax.vmap(layer)(item.params)
-            segments.append(Segment(body, fuse(body, k_max), item.length))
-            params.append(stacked)
-        else:
-            pending_ops.append((item.name, item.wires))
-            pending_params.append(_op_params(item, dtype, real))
-    flush()
-    return Plan(n, tuple(segments)), tuple(params)
+    low = _lower.lower(circuit, dtype)
+    if detect_periods:
+        low = _lower.fold_periods(low, min_reps, min_ops)
+    segments = tuple(Segment(seg.gates, fuse(seg.gates, k_max), seg.length) for seg in low.segments)
+    return Plan(low.n_qubits, segments), low.params

@@ -17,7 +17,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from qwt.circuit import Circuit, Repeat, guards
+from qwt.circuit import Circuit, guards
+from qwt.circuit.lower import lower, segment_operations
 
 __all__ = ["apply", "state"]
 
@@ -32,19 +33,18 @@ def _apply_op(psi, op, dtype):
 def apply(circuit: Circuit, psi):
     """Applies ``circuit`` to a state tensor of shape ``(2,) * n``, one gate at a time."""
     dtype = psi.dtype
-    for item in circuit.items:
-        if isinstance(item, Repeat):
+    low = lower(circuit, dtype)
+    for seg, params in zip(low.segments, low.params):
 
-            def body(s, p, item=item):
-                scratch = Circuit(circuit.n_qubits)
-                item.fn(scratch, p)
-                for op in scratch.items:
-                    s = _apply_op(s, op, dtype)
-                return s, None
+        def run(s, p, seg=seg):
+            for op in segment_operations(seg, p):
+                s = _apply_op(s, op, dtype)
+            return s
 
-            psi, _ = jax.lax.scan(body, psi, item.params)
+        if seg.length is None:
+            psi = run(psi, params)
         else:
-            psi = _apply_op(psi, item, dtype)
+            psi, _ = jax.lax.scan(lambda s, p, run=run: (run(s, p), None), psi, params)
     return psi
 
 

@@ -296,7 +296,7 @@ def _resume_fingerprint(spec: "JobSpec", ck_dir: pathlib.Path, resume: bool) -> 
 
 
 def finetune(spec: JobSpec, out_dir, *, resume: bool = True, progress: bool | None = None, base=None,
-             evaluate: bool = True, desc: str | None = None, splits=None) -> dict:
+             evaluate: bool = True, desc: str | None = None, splits=None, mesh=None) -> dict:
     """Runs a fine-tuning job: adapters, training with checkpoints in ``out_dir``, evaluation.
 
     Args:
@@ -313,6 +313,7 @@ def finetune(spec: JobSpec, out_dir, *, resume: bool = True, progress: bool | No
       desc: label for the progress bar and plot (default: the method).
       splits: optional ``(train_examples, eval_examples)`` to use instead of the spec's dataset
         (the comparison harness passes its fixed train/validation split here).
+      mesh: optional ``(data, fsdp)`` mesh (:mod:`qwt.training.mesh`) for sharded training.
 
     Adapter settings equal to the adapter's defaults count as absent when a checkpoint is compared
     for resume (``{"rank": 8}`` is LoRA's default: the same run as ``{}``).
@@ -338,7 +339,8 @@ def finetune(spec: JobSpec, out_dir, *, resume: bool = True, progress: bool | No
             "adapter_config": peft.adapter_config(model), "count": peft.count(model)}
     eval_data = eval_batches(eval_arrays, spec.train.batch_size, spec.train.eval_batches) if spec.eval_loss else None
     res = train(model, spec.train, batches, eval_data=eval_data,
-                out_dir=out_dir, meta=meta, resume=resume, progress=progress, desc=desc or spec.method)
+                out_dir=out_dir, meta=meta, resume=resume, progress=progress, desc=desc or spec.method,
+                mesh=mesh)
     summary = {
         "method": spec.method, "trainable": meta["count"]["trainable"], "total": meta["count"]["total"],
         "step": res.step, "final_loss": res.final_loss, "eval_loss": res.eval_loss,

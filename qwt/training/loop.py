@@ -54,6 +54,7 @@ from flax import nnx
 from qwt.training.checkpoint import (
     Checkpointer, CheckpointCorruptError, CheckpointFallbackWarning, CheckpointMismatchError,
 )
+from qwt.training import mesh as qmesh
 from qwt.training.config import TrainConfig
 from qwt.training.metrics import MetricsLog, ProgressLines, Throughput, progress_bar, progress_enabled
 from qwt.training.optim import make_optimizer, make_schedule
@@ -175,6 +176,7 @@ def train(
     resume: bool = True,
     progress: bool | None = None,
     desc: str = "train",
+    mesh=None,
 ) -> TrainResult:
     """Trains the adapter parameters of ``model`` in place.
 
@@ -198,6 +200,9 @@ def train(
         the first logged step, then at logged steps at most every 30 s, and at the last step (see
         :class:`~qwt.training.metrics.ProgressLines`; ``QWT_NO_PROGRESS`` silences both).
       desc: progress bar / progress line label.
+      mesh: optional ``(data, fsdp)`` ``jax.sharding.Mesh`` from :func:`qwt.training.mesh.make_mesh`:
+        the frozen base sharded along ``fsdp``, batches along ``data``, adapters and optimizer
+        state replicated (:mod:`qwt.training.mesh`); checkpoints resume on any mesh shape.
 
     Returns:
       A :class:`TrainResult`.
@@ -222,9 +227,13 @@ def train(
     fingerprint = _normalise({"train": cfg.trajectory(), **meta.get("fingerprint", {})})
     meta["fingerprint"] = fingerprint
 
+    if mesh is not None:
+        qmesh.check_batch_size(cfg.batch_size, mesh)  # before any placement or step
     graphdef, trainable, rest = split_model(model, trainable_filter)
     if cfg.base_dtype == "bfloat16":
         rest = cast_floating(rest, jnp.bfloat16)
+    if mesh is not None:
+        rest = qmesh.place_base(rest, mesh)
     tx = make_optimizer(cfg)
     schedule = make_schedule(cfg)
     state = {"trainable": trainable, "opt_state": tx.init(trainable), "rng": jax.random.key_data(jax.random.key(cfg.seed))}
@@ -251,6 +260,8 @@ def train(
         if start > cfg.steps:
             raise CheckpointMismatchError(f"checkpoint step {start} is beyond the configured {cfg.steps} steps")
 
+    if mesh is not None:  # fresh or restored (host arrays from any mesh): placed by this mesh's rules
+        state = qmesh.place_replicated(state, mesh)
     log = MetricsLog(out / "metrics.jsonl" if out is not None else None, keep_until_step=start if resumed_from else None)
     step_fn = make_train_step(graphdef, tx, loss_fn)
     eval_step = make_eval_step(graphdef, loss_fn) if eval_data else None
@@ -266,6 +277,8 @@ def train(
     try:
         for s in range(start, cfg.steps):
             batch = stack_micro_batches(batches, s, cfg.grad_accum)
+            if mesh is not None:
+                batch = qmesh.place_batch(batch, mesh)
             t0 = time.perf_counter()
             new_trainable, new_opt, m = step_fn(trainable, rest, opt_state, batch, jax.random.fold_in(base_key, s))
             loss = float(m["loss"])  # syncs: the step is done

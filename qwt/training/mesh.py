@@ -1,0 +1,149 @@
+"""Device meshes for fine-tuning: a ``data`` axis for the batch, an ``fsdp`` axis for the frozen base.
+
+``qwt finetune --mesh data=2,fsdp=4`` (or ``train(..., mesh=make_mesh(parse_mesh("data=2,fsdp=4")))``)
+places, before the first step:
+
+* the frozen base parameters (``rest``): each array sharded along ``fsdp`` on its largest axis
+  that ``fsdp`` divides (replicated when none does, e.g. a scalar or an odd-sized vector);
+* the batch ``(grad_accum, batch, ...)``: its batch axis along ``data`` (so the per-token QNN
+  batch of a QTHA layer, computed from the tokens, shards with them: each device simulates the
+  circuits of its own tokens);
+* adapters, optimizer state and the PRNG state: replicated (they are small: the point of PEFT).
+
+The jitted step is unchanged: XLA's SPMD partitioner inserts the collectives (all-gathers of the
+base weights for FSDP, a mean over the data axis for the loss and gradients). The mesh uses Auto
+axes so the existing models need no sharding annotations. Checkpoints hold the adapters and
+optimizer state as host arrays, so a run resumes on any mesh shape (the restored state is placed
+by the new mesh's rules).
+
+Multi-host: call ``jax.distributed.initialize()`` in every process before building the mesh;
+``jax.devices()`` then lists every host's devices (see the README).
+
+Example:
+    >>> spec = parse_mesh("data=1,fsdp=1")
+    >>> spec
+    MeshSpec(data=1, fsdp=1)
+    >>> dict(make_mesh(spec).shape)
+    {'data': 1, 'fsdp': 1}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+__all__ = ["MeshSpec", "parse_mesh", "make_mesh", "base_spec", "place_base", "place_replicated",
+           "place_batch", "check_batch_size"]
+
+AXES = ("data", "fsdp")
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshSpec:
+    """Sizes of the two mesh axes (their product is the number of devices used)."""
+
+    data: int = 1
+    fsdp: int = 1
+
+    def __post_init__(self):
+        for name in AXES:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"mesh axis {name} must be a positive int, got {v!r}")
+
+    @property
+    def size(self) -> int:
+        return self.data * self.fsdp
+
+
+def parse_mesh(text: str) -> MeshSpec:
+    """``"data=2,fsdp=4"`` → ``MeshSpec(2, 4)``; an axis left out has size 1.
+
+    Raises:
+      ValueError: unknown axis, repeated axis, or a size that is not a positive integer.
+
+    Example:
+      >>> parse_mesh("fsdp=2")
+      MeshSpec(data=1, fsdp=2)
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"--mesh must look like data=2,fsdp=4, got {text!r}")
+    sizes = {}
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*([a-z]+)\s*=\s*(\d+)\s*", part)
+        if m is None:
+            raise ValueError(f"--mesh entry {part!r} must be AXIS=SIZE (axes: {', '.join(AXES)})")
+        name, size = m.group(1), int(m.group(2))
+        if name not in AXES:
+            raise ValueError(f"--mesh: unknown axis {name!r}; axes are {', '.join(AXES)}")
+        if name in sizes:
+            raise ValueError(f"--mesh: axis {name!r} given twice")
+        sizes[name] = size
+    return MeshSpec(**sizes)
+
+
+def make_mesh(spec: MeshSpec, devices=None) -> Mesh:
+    """The ``(data, fsdp)`` mesh over the first ``spec.size`` of ``devices`` (default all).
+
+    Raises:
+      ValueError: more devices asked for than exist (named, with the XLA flag for CPU tests).
+    """
+    if not isinstance(spec, MeshSpec):
+        raise TypeError(f"make_mesh takes a MeshSpec, got {type(spec).__name__}")
+    devices = list(jax.devices() if devices is None else devices)
+    if spec.size > len(devices):
+        raise ValueError(
+            f"mesh data={spec.data},fsdp={spec.fsdp} needs {spec.size} devices, only {len(devices)} "
+            f"{'is' if len(devices) == 1 else 'are'} available ({devices[0].platform}); on CPU, set "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count={spec.size} before starting")
+    grid = np.asarray(devices[: spec.size], dtype=object).reshape(spec.data, spec.fsdp)
+    return Mesh(grid, AXES, axis_types=(AxisType.Auto, AxisType.Auto))
+
+
+def base_spec(shape, fsdp: int) -> P:
+    """Partition spec of a frozen array: its largest axis divisible by ``fsdp`` on ``fsdp``.
+
+    Example:
+      >>> base_spec((64, 96), 4), base_spec((3,), 4)
+      (P(None, 'fsdp'), P())
+    """
+    if fsdp == 1 or not shape:
+        return P()
+    best = max((i for i in range(len(shape)) if shape[i] % fsdp == 0), key=lambda i: (shape[i], -i), default=None)
+    if best is None:
+        return P()
+    return P(*[("fsdp" if i == best else None) for i in range(len(shape))])
+
+
+def place_base(tree, mesh: Mesh):
+    """Puts every array of the frozen base on the mesh by :func:`base_spec`."""
+    fsdp = mesh.shape["fsdp"]
+    return jax.tree.map(lambda x: jax.device_put(x, NamedSharding(mesh, base_spec(np.shape(x), fsdp))), tree)
+
+
+def place_replicated(tree, mesh: Mesh):
+    """Puts every array (adapters, optimizer state) on every device of the mesh."""
+    rep = NamedSharding(mesh, P())
+    return jax.tree.map(lambda x: jax.device_put(x, rep), tree)
+
+
+def check_batch_size(batch_size: int, mesh: Mesh) -> None:
+    """Raises ValueError when the ``data`` axis does not divide the batch (before any step)."""
+    if batch_size % mesh.shape["data"]:
+        raise ValueError(f"batch_size {batch_size} does not split over the mesh's data axis of size "
+                         f"{mesh.shape['data']}; use a multiple of {mesh.shape['data']}")
+
+
+def place_batch(batch: dict, mesh: Mesh) -> dict:
+    """Puts a stacked batch ``{name: (grad_accum, batch, ...)}`` on the mesh, batch axis on ``data``."""
+    out = {}
+    for k, v in batch.items():
+        if np.ndim(v) < 2:
+            raise ValueError(f"batch entry {k!r} has shape {np.shape(v)}; expected (grad_accum, batch, ...)")
+        check_batch_size(np.shape(v)[1], mesh)
+        out[k] = jax.device_put(v, NamedSharding(mesh, P(None, "data")))
+    return out

@@ -1,0 +1,96 @@
+"""qwt.statevector.sharded: a 20-qubit state on 8 forced host devices against the single-device
+simulator and the naive reference, gradients, the swap schedule against the compiled program,
+batched circuits along a data axis, bad configurations.
+
+The multi-device checks run in one subprocess (tests/multidevice/sharded_statevector_checks.py)
+with ``--xla_force_host_platform_device_count=8`` so the rest of the suite keeps one device.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import pytest
+
+import qwt
+from qwt.statevector import sharded
+
+SCRIPT = pathlib.Path(__file__).parent / "multidevice" / "sharded_statevector_checks.py"
+
+
+@pytest.fixture(scope="module")
+def result():
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    env.pop("XLA_FLAGS", None)
+    proc = subprocess.run([sys.executable, str(SCRIPT), "20"], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
+def test_20_qubit_state_on_8_shards_equals_unsharded(result):
+    assert result["state_spec"] == "P('sv',)" and result["state_shards"] == 8
+    assert result["state_err"] < 1e-5 and result["public_err"] < 1e-5
+    assert result["small_ref_err"] < 1e-5 and result["small_init_err"] < 1e-5
+    assert result["two_axis_err"] < 1e-5 and result["two_axis_expect_err"] < 1e-5
+    assert result["gswap_kinds"] == ["swap", "gate", "swap", "gate", "gate", "gate", "gswap", "swap"]
+    assert result["gswap_err"] < 1e-5
+
+
+def test_expectations_and_adjoint_gradients_match_unsharded(result):
+    assert result["expect_err"] < 1e-5
+    assert result["grad_scale"] > 1e-2  # the gradient is not trivially zero
+    assert result["grad_err"] < 1e-5  # adjoint (the default)
+    assert result["grad_autodiff_err"] < 1e-5
+    assert result["grad_init_scale"] > 1e-2 and result["grad_init_err"] < 1e-5
+
+
+def test_swap_count_equals_schedule_prediction(result):
+    for predicted, compiled, err in result["swaps"]:
+        assert predicted == compiled and predicted > 0
+        assert err < 1e-5
+
+
+def test_batched_circuits_stay_sharded_along_the_batch(result):
+    assert result["batch_spec"] == "P('data',)"
+    assert result["batch_collectives"] == 0  # each device simulates its own slice: no gather
+    assert result["batch_err"] < 1e-5
+
+
+def test_bad_configurations_rejected(result):
+    e = result["errors"]
+    assert "not a power of two" in e["not_pow2"]
+    assert "leaves no local one" in e["too_many_global"]
+    assert "3-qubit gate must run on local qubits" in e["no_local_room"]
+    assert "does not split over 8" in e["batch_indivisible"]
+    assert "not 'model'" in e["unknown_axis"]
+    assert "initial_state must have shape (16,)" in e["bad_init"]
+    assert "needs concrete observable coefficients" in result["traced_coeff"]
+
+
+def test_belady_schedule_hand_derived():
+    # h(0) on the global qubit: evict local qubit 2 (never used again), not 1 (used next).
+    c = qwt.Circuit(3).h(0).h(1).h(0)
+    s = sharded.schedule(c, 1)
+    assert [(st.kind, st.positions) for st in s.steps] == [
+        ("swap", (0, 2)), ("gate", (2,)), ("gate", (1,)), ("gate", (2,)), ("swap", (0, 2))]
+    assert s.n_swaps == 2 and s.local_order == (0, 1)
+    # Diagonal gates never move qubits.
+    assert sharded.predicted_swaps(qwt.Circuit(4).cz(0, 1).rz(0, 0.1).rzz(1, 3, 0.2), 2) == 0
+
+
+def test_single_device_mesh_and_errors_in_process():
+    mesh = jax.make_mesh((1,), ("sv",))
+    c = qwt.Circuit(3).h(0).cnot(0, 2).ry(1, 0.4)
+    assert abs(qwt.statevector.state(c, mesh=mesh) - qwt.statevector.state(c)).max() < 1e-6
+    with pytest.raises(TypeError, match="jax.sharding.Mesh"):
+        sharded.state(c, "sv")
+    with pytest.raises(ValueError, match="n_global must be in"):
+        sharded.schedule(c, 3)
+    with pytest.raises(ValueError, match="list of observables is empty"):
+        sharded.expectation(c, [], mesh)
+    with pytest.raises(ValueError, match="gradient must be 'adjoint' or 'autodiff'"):
+        sharded.state(c, mesh, gradient="backprop")
