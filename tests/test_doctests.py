@@ -1,25 +1,45 @@
-"""The runnable examples in the docstrings of qwt.data, the experiment harness (qwt.training) and
-the new adapters stay true."""
+"""Every module of qwt (qwt.kernels included) has its docstring examples run, and they stay true.
+
+Modules are discovered by walking the package, so a new module is covered without editing this
+file. A module with no example at all is listed in ``NO_EXAMPLES_YET`` (the list only shrinks: a
+listed module that gains examples fails the second test until it is taken off).
+"""
 
 import doctest
 import importlib
+import pkgutil
 
 import pytest
 
-MODULES = ["qwt.circuit.gates", "qwt.circuit.lower", "qwt.circuit.circuit", "qwt.statevector.plan",
-           "qwt.statevector.execute", "qwt.statevector.reference", "qwt.mps.compile", "qwt.mps.simulate",
-           "qwt.kernels.pallas_layered_program",
-           "qwt.data", "qwt.data.examples", "qwt.data.answers", "qwt.data.maths", "qwt.data.templates",
-           "qwt.data.encode", "qwt.data.batches", "qwt.data.formats", "qwt.data.metrics", "qwt.data.choices", "qwt.data.records", "qwt.data.detect",
-           "qwt.training.pretrain", "qwt.training.tasks", "qwt.training.study", "qwt.training.plans",
-           "qwt.training.report", "qwt.training.stats", "qwt.training.report_plots", "qwt.peft.quanta",
-           "qwt.statevector.sharded", "qwt.training.mesh",
-           "qwt.shots", "qwt.parameter_shift", "qwt.noise", "qwt.noise.channels", "qwt.noise.model",
-           "qwt.noise.density", "qwt.noise.trajectories"]
+import qwt
+import qwt.kernels
+
+
+def _modules() -> list[str]:
+    # qwt.kernels lives in kernels/ (a package-dir mapping), so walk it separately.
+    names = ["qwt", "qwt.kernels"]
+    for package in (qwt, qwt.kernels):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if not info.name.endswith("__main__"):  # importing __main__ runs the CLI
+                names.append(info.name)
+    return sorted(set(names))
+
+
+MODULES = _modules()
+
+#: Modules whose docstrings hold no runnable example yet.
+NO_EXAMPLES_YET: set[str] = set()
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0, f"{name} has no docstring examples"
     assert result.failed == 0
+    if name in NO_EXAMPLES_YET:
+        assert result.attempted == 0, f"{name} has examples now: take it off NO_EXAMPLES_YET"
+    else:
+        assert result.attempted > 0, f"{name} has no docstring examples"
+
+
+def test_kernels_are_discovered():
+    assert "qwt.kernels" in MODULES and "qwt.kernels.xla_ops" in MODULES
