@@ -137,7 +137,7 @@ def test_quanta_shapes_rectangular_and_validation():
     x = jax.random.normal(jax.random.key(0), (3, 128))
     np.testing.assert_allclose(layer(x), base(x), atol=1e-6)
     custom = peft.QuanTALinear(base, axes_in=(8, 16), axes_out=(8, 8), scale=0.5, rngs=nnx.Rngs(1))
-    assert custom.gate_shapes == ((8, 8, 8, 16),) and custom.config["axes_in"] == [8, 16]
+    assert custom.gate_shapes == ((8, 8, 8, 16),) and custom.config.to_dict()["axes_in"] == [8, 16]
     for bad in (dict(axes_in=(8, 8)), dict(axes_in=(4, 4, 8), axes_out=(8, 8)), dict(n_axes=1)):
         with pytest.raises(ValueError):
             peft.QuanTALinear(base, rngs=nnx.Rngs(1), **bad)

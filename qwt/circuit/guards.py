@@ -26,6 +26,7 @@ import functools
 import math
 import numbers
 import os
+import typing
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +36,7 @@ from qwt.circuit.circuit import Circuit, Repeat
 
 __all__ = [
     "STATE_COPIES", "NORM_ATOL", "is_traced", "memory_limit_bytes", "check_memory", "check_state_memory",
-    "check_real", "check_finite", "check_circuit_angles", "check_normalised", "check_unit_norm",
+    "check_real", "check_finite", "check_circuit_angles", "check_normalised", "check_unit_norm", "check_choice",
 ]
 
 #: Copies of a state a simulation holds at once (state, cotangent or output, a temporary): the
@@ -130,6 +131,33 @@ def check_state_memory(n_qubits: int, dtype, *, rows: int = 1, copies: int = STA
         rows * 2**n_qubits * itemsize, f"a {n_qubits}-qubit {what}{batch}", copies=copies,
         detail=jnp.dtype(dtype).name, hint="Use qwt.mps for circuits this wide.",
     )  # fmt: skip
+
+
+def check_choice(value, choices, what: str):
+    """``value`` if it is one of ``choices``, else a ValueError naming ``what`` and the allowed values.
+
+    The one check behind every string option of qwt (``simulator``, ``ansatz``, ``rotation``, ...).
+
+    Args:
+      value: the option given.
+      choices: the allowed values: a ``typing.Literal[...]`` type or a sequence.
+      what: the argument's name for the message (``"simulator"``).
+
+    Returns:
+      ``value``.
+
+    Raises:
+      ValueError: ``value`` is not one of ``choices`` (``unknown simulator 'gpu'; choose one of [...]``).
+
+    Example:
+        >>> from typing import Literal
+        >>> check_choice("ry", Literal["ry", "rx"], "rotation")
+        'ry'
+    """
+    allowed = typing.get_args(choices) if typing.get_origin(choices) is typing.Literal else tuple(choices)
+    if isinstance(value, str) and value in allowed:
+        return value
+    raise ValueError(f"unknown {what} {value!r}; choose one of {list(allowed)}")
 
 
 def check_real(value, what: str, *, positive: bool = False, nonzero: bool = False):

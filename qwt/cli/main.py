@@ -253,17 +253,17 @@ def _check_adapters(model, spec, args) -> None:
             f"{_source(args, 'targets', '--targets')} {','.join(spec.targets)}: {', '.join(map(repr, unmatched))} "
             f"match no un-adapted nnx.Linear of {spec.model}; {hint}its linear layers are named "
             f"{', '.join(names)} (or give a dotted suffix such as self_attn.q_proj)")
-    cls = peft.METHODS[spec.method]
     shapes = {}
     for dotted, m in linears:
         if any(matches(dotted, t) for t in spec.targets):
             shapes.setdefault((m.in_features, m.out_features), m)
-    for m in shapes.values():
-        try:
-            cls(m, rngs=nnx.Rngs(spec.train.seed + 1), **spec.adapter)
-        except (TypeError, ValueError) as e:
-            given = " ".join(args.adapter) if args.adapter else json.dumps(spec.adapter)
-            raise UsageError(f"{_source(args, 'adapter', '--adapter')} {given}: {spec.method} adapter: {e}") from e
+    try:  # the config checks names and values; building one adapter per shape checks the sizes
+        config = peft.make_config(spec.method, **spec.adapter)
+        for m in shapes.values():
+            config.build(m, nnx.Rngs(spec.train.seed + 1))
+    except (TypeError, ValueError) as e:
+        given = " ".join(args.adapter) if args.adapter else json.dumps(spec.adapter)
+        raise UsageError(f"{_source(args, 'adapter', '--adapter')} {given}: {spec.method} adapter: {e}") from e
 
 
 def _cmd_finetune(args) -> int:

@@ -28,28 +28,28 @@ Example:
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import jax.numpy as jnp
 import numpy as np
 
 from qwt.circuit import Circuit, guards
+from qwt.circuit.guards import check_choice  # re-exported: the layers check their options with it
 
 __all__ = [
-    "SCALINGS", "ROTATIONS", "scale_inputs", "product_state", "product_state_from_angles", "encode_gates",
-    "amplitude_state",
+    "InputScaling", "Rotation", "SCALINGS", "ROTATIONS", "check_choice", "scale_inputs", "product_state",
+    "product_state_from_angles", "encode_gates", "amplitude_state",
 ]
 
-SCALINGS = ("arctan", "pi_tanh", "none")
-ROTATIONS = ("ry", "rx", "rz")
+InputScaling = Literal["arctan", "pi_tanh", "none"]
+"""How features become angles (see the module docstring)."""
+Rotation = Literal["ry", "rx", "rz"]
+"""The encoding rotation on each qubit."""
+SCALINGS: tuple[str, ...] = get_args(InputScaling)
+ROTATIONS: tuple[str, ...] = get_args(Rotation)
 
 
-def check_choice(value, choices, what: str) -> str:
-    """Raises ValueError unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; choose one of {list(choices)}")
-    return value
-
-
-def scale_inputs(x, scaling: str = "arctan"):
+def scale_inputs(x, scaling: InputScaling = "arctan"):
     """Maps unbounded features to angles (see the module docstring).
 
     Args:
@@ -59,7 +59,7 @@ def scale_inputs(x, scaling: str = "arctan"):
     Returns:
       The angles, same shape and dtype as ``x``.
     """
-    check_choice(scaling, SCALINGS, "input scaling")
+    check_choice(scaling, InputScaling, "input scaling")
     if scaling == "arctan":
         return 2.0 * jnp.arctan(x)
     if scaling == "pi_tanh":
@@ -67,7 +67,7 @@ def scale_inputs(x, scaling: str = "arctan"):
     return x
 
 
-def _qubit_states(theta, rotation: str, dtype):
+def _qubit_states(theta, rotation: Rotation, dtype):
     """Single-qubit states ``R(θ)|0⟩`` (``R(θ)H|0⟩`` for rz), shape ``theta.shape + (2,)``."""
     c, s = jnp.cos(theta / 2), jnp.sin(theta / 2)
     if rotation == "ry":
@@ -78,7 +78,7 @@ def _qubit_states(theta, rotation: str, dtype):
     return jnp.stack([half, jnp.conj(half)], axis=-1)
 
 
-def product_state(x, rotation: str = "ry", scaling: str = "arctan", dtype=jnp.complex64):
+def product_state(x, rotation: Rotation = "ry", scaling: InputScaling = "arctan", dtype=jnp.complex64):
     """The angle-encoded state of each feature row, without simulating gates.
 
     Args:
@@ -98,13 +98,13 @@ def product_state(x, rotation: str = "ry", scaling: str = "arctan", dtype=jnp.co
     return product_state_from_angles(scale_inputs(x, scaling), rotation, dtype)
 
 
-def product_state_from_angles(theta, rotation: str = "ry", dtype=jnp.complex64):
+def product_state_from_angles(theta, rotation: Rotation = "ry", dtype=jnp.complex64):
     """:func:`product_state` from the angles themselves, shape ``(batch, n_qubits)``.
 
     Raises:
       ValueError: an unknown rotation, or states that would not fit in memory.
     """
-    check_choice(rotation, ROTATIONS, "encoding rotation")
+    check_choice(rotation, Rotation, "encoding rotation")
     rows, n = theta.shape
     guards.check_state_memory(n, dtype, rows=rows, what="encoded state")
     q = _qubit_states(theta, rotation, dtype)
@@ -122,9 +122,9 @@ def product_state_from_angles(theta, rotation: str = "ry", dtype=jnp.complex64):
     return (kron(0, a)[:, :, None] * kron(a, n)[:, None, :]).reshape(rows, -1)
 
 
-def encode_gates(circuit: Circuit, x, rotation: str = "ry", scaling: str = "arctan") -> Circuit:
+def encode_gates(circuit: Circuit, x, rotation: Rotation = "ry", scaling: InputScaling = "arctan") -> Circuit:
     """Appends the angle-encoding gates for one feature vector ``x`` (shape ``(n_qubits,)``)."""
-    check_choice(rotation, ROTATIONS, "encoding rotation")
+    check_choice(rotation, Rotation, "encoding rotation")
     theta = scale_inputs(x, scaling)
     for i in range(x.shape[0]):
         if rotation == "rz":

@@ -1,10 +1,13 @@
 """Parameter-efficient fine-tuning: QTHA, LoRA, DoRA and QuanTA adapters and model surgery.
 
 ``apply(model, method, targets, rngs=..., **cfg)`` wraps the named ``nnx.Linear`` layers in
-adapters; ``trainable(model)`` is the NNX filter of the adapter parameters (:class:`AdapterParam`);
-``count(model)`` reports trainable vs total parameters; ``merge(model)`` folds the linear parts
-back into the base weights; ``adapter_config(model)`` returns the settings for checkpoints. The QTHA
-formula, shapes and defaults are documented in :mod:`qwt.peft.qtha`, QuanTA's in :mod:`qwt.peft.quanta`.
+adapters (``method`` a name or a typed config such as ``LoRAConfig(rank=4)``, see
+:mod:`qwt.peft.config`); ``trainable(model)`` is the NNX filter of the adapter parameters
+(:class:`AdapterParam`); ``count(model)`` reports trainable vs total parameters; ``merge(model)``
+folds the linear parts back into the base weights; ``adapter_config(model)`` returns the settings
+for checkpoints. Every adapter implements :class:`Adapter` (``delta``, ``delta_kernel``, ``merge``,
+``config``; the merge contract is in :mod:`qwt.peft.adapter`). The QTHA formula, shapes and
+defaults are documented in :mod:`qwt.peft.qtha`, QuanTA's in :mod:`qwt.peft.quanta`.
 Controls for QTHA experiments: ``"mpo_only"`` (no nonlinear path, :class:`MPOOnlyLinear`),
 ``"mpo_mlp"`` (the QNN replaced by an MLP of equal parameter count, :class:`MPOMLPLinear`) and
 ``"qtha_noent"`` (a QNN without entangling gates, :class:`QTHANoEntLinear`).
@@ -27,6 +30,11 @@ Example:
     True
 """
 
+from qwt.peft.adapter import Adapter
+from qwt.peft.config import (
+    CONFIGS, AdapterConfig, DoRAConfig, LoRAConfig, Method, MPOMLPConfig, MPOOnlyConfig, QTHAConfig, QTHANoEntConfig,
+    QuanTAConfig, make_config,
+)
 from qwt.peft.dora import DoRALinear
 from qwt.peft.lora import LoRALinear
 from qwt.peft.qtha import MPOMLPLinear, MPOOnlyLinear, QTHALinear, QTHANoEntLinear
@@ -37,5 +45,6 @@ from qwt.peft.variables import AdapterParam, count, trainable
 __all__ = [
     "apply", "merge", "trainable", "count", "adapter_config", "adapters", "AdapterParam",
     "QTHALinear", "LoRALinear", "DoRALinear", "QuanTALinear", "MPOOnlyLinear", "MPOMLPLinear",
-    "QTHANoEntLinear", "METHODS",
+    "QTHANoEntLinear", "METHODS", "Adapter", "AdapterConfig", "LoRAConfig", "DoRAConfig", "QTHAConfig",
+    "MPOOnlyConfig", "MPOMLPConfig", "QTHANoEntConfig", "QuanTAConfig", "CONFIGS", "Method", "make_config",
 ]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from flax import nnx
 
+from qwt.peft.config import DoRAConfig
 from qwt.peft.lora import LoRALinear
 from qwt.peft.variables import AdapterParam
 
@@ -31,12 +32,15 @@ __all__ = ["DoRALinear"]
 
 
 class DoRALinear(LoRALinear):
-    """An ``nnx.Linear`` with a DoRA update; arguments as :class:`~qwt.peft.lora.LoRALinear`."""
+    """An ``nnx.Linear`` with a DoRA update; arguments as :class:`~qwt.peft.lora.LoRALinear`
+    (config: a :class:`~qwt.peft.config.DoRAConfig`)."""
 
     method = "dora"
+    config_class = DoRAConfig
 
-    def __init__(self, base: nnx.Linear, *, rank: int = 8, alpha: float = 16.0, rngs: nnx.Rngs):
-        super().__init__(base, rank=rank, alpha=alpha, rngs=rngs)
+    def __init__(self, base: nnx.Linear, config: DoRAConfig | None = None, *, rngs: nnx.Rngs, targets=None,
+                 **settings):  # fmt: skip
+        super().__init__(base, config, rngs=rngs, targets=targets, **settings)
         w0 = base.kernel[...].astype(jnp.float32)
         self.magnitude = AdapterParam(jnp.sqrt(jnp.sum(w0 * w0, axis=0)))
 

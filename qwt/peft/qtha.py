@@ -58,23 +58,23 @@ Example:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import get_args
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from qwt.circuit.guards import check_real
 from qwt.nn import ansatz as _ansatz
-from qwt.nn.encoding import scale_inputs
+from qwt.nn.encoding import InputScaling, scale_inputs
 from qwt.nn.mpo import MPOLinear, factorize
 from qwt.nn.quantum import QuantumLayer
-from qwt.peft.lora import check_base, check_positive_int
+from qwt.peft.adapter import Adapter
+from qwt.peft.config import MPOMLPConfig, MPOOnlyConfig, QTHAConfig, QTHANoEntConfig, Mixer
 from qwt.peft.variables import AdapterParam
 
 __all__ = ["QTHALinear", "MixerMLP", "MPOOnlyLinear", "MPOMLPLinear", "QTHANoEntLinear"]
 
-MIXERS = ("qnn", "mlp", "none")
+MIXERS = get_args(Mixer)
 
 
 def _shapes(given, d_in: int, d_out: int, n_cores: int, what: str):
@@ -92,14 +92,6 @@ def _shapes(given, d_in: int, d_out: int, n_cores: int, what: str):
     return in_shape, out_shape
 
 
-def _freeze(v):
-    return tuple(_freeze(e) for e in v) if isinstance(v, (tuple, list)) else v
-
-
-def _jsonable(v):
-    return [_jsonable(e) for e in v] if isinstance(v, tuple) else v
-
-
 class MixerMLP(nnx.Module):
     """The classical control for the QNN: ``tanh(W2 · tanh(W1 · scale(h)))``, ``r → k → r``, no biases.
 
@@ -108,7 +100,7 @@ class MixerMLP(nnx.Module):
     parameters (``k = 2·qnn_layers`` matches Origin's ``4·r·qnn_layers`` angles).
     """
 
-    def __init__(self, r: int, k: int, *, input_scaling: str = "arctan", rngs: nnx.Rngs):
+    def __init__(self, r: int, k: int, *, input_scaling: InputScaling = "arctan", rngs: nnx.Rngs):
         self.w1 = AdapterParam(jax.random.normal(rngs.params(), (r, k), jnp.float32) / jnp.sqrt(r))
         self.w2 = AdapterParam(jax.random.normal(rngs.params(), (k, r), jnp.float32) / jnp.sqrt(k))
         self.input_scaling = input_scaling
@@ -118,118 +110,73 @@ class MixerMLP(nnx.Module):
         return jnp.tanh(jnp.tanh(a @ self.w1[...]) @ self.w2[...])
 
 
-class QTHALinear(nnx.Module):
+class QTHALinear(Adapter):
     """An ``nnx.Linear`` with a QTHA update (formula, shapes and defaults in the module docstring).
 
     Args:
       base: the layer to adapt (kept as ``.base``).
-      n_qubits: QNN width (default 10).
-      qnn_layers: ansatz depth (default 2).
-      ansatz: ``"origin"`` (default), ``"hea"`` or ``"strongly_entangling"``.
-      encoding: ``"angle"`` (default). ``"amplitude"`` takes ``2**n_qubits`` inputs to ``n_qubits``
-        outputs, which the element-wise fusion cannot accept (ValueError).
-      rotation, input_scaling: angle encoding (see :mod:`qwt.nn.encoding`).
-      bottleneck: width ``r`` of ``h``; default ``n_qubits``; must equal the QNN's input and
-        output widths.
-      bond: MPO bond dimension (default 8; int or K−1 ints, >= 1).
-      n_cores: number of MPO cores when the factorisations are automatic (default 3).
-      down_shapes, up_shapes: explicit ``(in_shape, out_shape)`` factorisations of D and U.
-      scale: ``s``, a finite non-zero real (default 1.0).
-      mixer: the nonlinear path: ``"qnn"`` (default, QTHA), ``"mlp"`` (:class:`MixerMLP` with
-        exactly the QNN's parameter count, a classical control) or ``"none"`` (no nonlinear path
-        and no ``α``: ``Δ = s·U(β⊙Dx)``). Default: the class's ``default_mixer``.
-      simulator, max_bond: QNN simulator (``"layered"`` default, ``"statevector"`` or ``"mps"``)
-        and the MPS bond cap (``"mps"`` only).
+      config: a :class:`~qwt.peft.config.QTHAConfig` (the control classes take their own config
+        class); or its settings as keywords: ``n_qubits``, ``qnn_layers``, ``ansatz``,
+        ``encoding``, ``rotation``, ``input_scaling``, ``bottleneck``, ``bond``, ``n_cores``,
+        ``down_shapes``, ``up_shapes``, ``scale``, ``simulator``, ``max_bond``, ``mixer`` (each
+        documented there). ``mixer`` is the nonlinear path: ``"qnn"`` (QTHA), ``"mlp"``
+        (:class:`MixerMLP` with exactly the QNN's parameter count) or ``"none"`` (no nonlinear path
+        and no ``α``: ``Δ = s·U(β⊙Dx)``).
       rngs: ``nnx.Rngs``.
+      targets: the targets it was applied by (set by :func:`qwt.peft.apply`).
 
     Raises:
       ValueError: bottleneck/qubit mismatch, factorisations whose product is not the dimension,
         bond < 1, bad QNN options, ``scale`` NaN, inf or 0 (a zero scale never trains).
-      TypeError: ``base`` not an ``nnx.Linear``, ``scale`` not a real number.
+      TypeError: ``base`` not an ``nnx.Linear``, ``scale`` not a real number, an unknown setting.
     """
 
     method = "qtha"
-    default_mixer = "qnn"
+    config_class = QTHAConfig
 
-    def __init__(
-        self,
-        base: nnx.Linear,
-        *,
-        n_qubits: int = 10,
-        qnn_layers: int = 2,
-        ansatz: str = "origin",
-        encoding: str = "angle",
-        rotation: str = "ry",
-        input_scaling: str = "arctan",
-        bottleneck: int | None = None,
-        bond=8,
-        n_cores: int = 3,
-        down_shapes=None,
-        up_shapes=None,
-        scale: float = 1.0,
-        simulator: str = "layered",
-        max_bond: int | None = None,
-        mixer: Literal["qnn", "mlp", "none"] | None = None,
-        rngs: nnx.Rngs,
-    ):
-        base = check_base(base)
-        mixer = self.default_mixer if mixer is None else mixer
-        if mixer not in MIXERS:
-            raise ValueError(f"unknown mixer {mixer!r}; choose one of {list(MIXERS)}")
-        if type(self) is not QTHALinear and mixer != self.default_mixer:
-            raise ValueError(f"{type(self).__name__} ({self.method!r}) has mixer {self.default_mixer!r}, got {mixer!r}")
-        check_positive_int(n_qubits, "n_qubits")
-        check_positive_int(n_cores, "n_cores")
-        scale = check_real(scale, f"{type(self).__name__} scale", nonzero=True)
-        r = n_qubits if bottleneck is None else check_positive_int(bottleneck, "bottleneck")
+    def __init__(self, base: nnx.Linear, config: QTHAConfig | None = None, *, rngs: nnx.Rngs, targets=None,
+                 **settings):  # fmt: skip
+        cfg = self._setup(base, config, settings, targets)
+        r = cfg.n_qubits if cfg.bottleneck is None else cfg.bottleneck
+        qnn = self._qnn(cfg, r, rngs)
+        d_in, d_out = base.in_features, base.out_features
+        down_in, down_out = _shapes(cfg.down_shapes, d_in, r, cfg.n_cores, "down_shapes")
+        up_in, up_out = _shapes(cfg.up_shapes, r, d_out, cfg.n_cores, "up_shapes")
+        self.down = MPOLinear(down_in, down_out, bond=cfg.bond, param_type=AdapterParam, rngs=rngs)
+        self.up = MPOLinear(up_in, up_out, bond=cfg.bond, zero_last=True, param_type=AdapterParam, rngs=rngs)
+        self.mixer = cfg.mixer
+        if cfg.mixer == "qnn":
+            self.qnn = qnn
+        elif cfg.mixer == "mlp":
+            n_angles = int(jnp.prod(jnp.array(_ansatz.param_shape(cfg.ansatz, cfg.n_qubits, cfg.qnn_layers))))
+            if n_angles % (2 * r):
+                raise ValueError(f"mixer='mlp' needs the QNN's {n_angles} angles to be a multiple of 2r = {2 * r}")
+            self.mlp = MixerMLP(r, n_angles // (2 * r), input_scaling=cfg.input_scaling, rngs=rngs)
+            assert self.mlp.w1.size + self.mlp.w2.size == qnn.weights.size == n_angles
+        if cfg.mixer != "none":
+            self.alpha = AdapterParam(jnp.ones((r,), jnp.float32))
+        self.beta = AdapterParam(jnp.ones((r,), jnp.float32))
+        self.scale = cfg.scale
+        # The settings as given (down_shapes/up_shapes None when automatic, so one config rebuilds
+        # every adapter of an apply call), the bottleneck as used.
+        self._config = cfg.replace(bottleneck=r)
+
+    @staticmethod
+    def _qnn(cfg: QTHAConfig, r: int, rngs: nnx.Rngs) -> QuantumLayer:
+        """The QNN (built for every mixer: the MLP control copies its parameter count), checked to
+        map the bottleneck width to itself."""
         qnn = QuantumLayer(
-            n_qubits, layers=qnn_layers, ansatz=ansatz, encoding=encoding, rotation=rotation,
-            input_scaling=input_scaling, simulator=simulator, max_bond=max_bond,
+            cfg.n_qubits, layers=cfg.qnn_layers, ansatz=cfg.ansatz, encoding=cfg.encoding, rotation=cfg.rotation,
+            input_scaling=cfg.input_scaling, simulator=cfg.simulator, max_bond=cfg.max_bond,
             param_type=AdapterParam, rngs=rngs,
         )  # fmt: skip
         if qnn.in_features != r or qnn.out_features != r:
             raise ValueError(
                 f"bottleneck/qubit mismatch: the fusion α⊙QNN(h) + β⊙h needs the QNN to map the bottleneck "
                 f"width {r} to itself, but this QNN maps {qnn.in_features} -> {qnn.out_features} "
-                f"(n_qubits={n_qubits}, encoding={encoding!r})"
+                f"(n_qubits={cfg.n_qubits}, encoding={cfg.encoding!r})"
             )
-        d_in, d_out = base.in_features, base.out_features
-        down_in, down_out = _shapes(down_shapes, d_in, r, n_cores, "down_shapes")
-        up_in, up_out = _shapes(up_shapes, r, d_out, n_cores, "up_shapes")
-        self.base = base
-        self.down = MPOLinear(down_in, down_out, bond=bond, param_type=AdapterParam, rngs=rngs)
-        self.up = MPOLinear(up_in, up_out, bond=bond, zero_last=True, param_type=AdapterParam, rngs=rngs)
-        self.mixer = mixer
-        if mixer == "qnn":
-            self.qnn = qnn
-        elif mixer == "mlp":
-            n_angles = int(jnp.prod(jnp.array(_ansatz.param_shape(ansatz, n_qubits, qnn_layers))))
-            if n_angles % (2 * r):
-                raise ValueError(f"mixer='mlp' needs the QNN's {n_angles} angles to be a multiple of 2r = {2 * r}")
-            self.mlp = MixerMLP(r, n_angles // (2 * r), input_scaling=input_scaling, rngs=rngs)
-            assert self.mlp.w1.size + self.mlp.w2.size == qnn.weights.size == n_angles
-        if mixer != "none":
-            self.alpha = AdapterParam(jnp.ones((r,), jnp.float32))
-        self.beta = AdapterParam(jnp.ones((r,), jnp.float32))
-        self.scale = float(scale)
-        # Stored as a tuple of items: static module fields should be hashable.
-        self._config = (
-            ("method", self.method), ("n_qubits", n_qubits), ("qnn_layers", qnn_layers), ("ansatz", ansatz),
-            ("encoding", encoding), ("rotation", rotation), ("input_scaling", input_scaling), ("bottleneck", r),
-            ("bond", _freeze(bond)), ("n_cores", n_cores),
-            ("down_shapes", _freeze(down_shapes)), ("up_shapes", _freeze(up_shapes)),
-            ("scale", self.scale), ("simulator", simulator), ("max_bond", max_bond), ("mixer", mixer),
-        )  # fmt: skip
-
-    @property
-    def config(self) -> dict:
-        """The adapter's settings (JSON-serialisable), as recorded in checkpoints.
-
-        These are the arguments given (``down_shapes``/``up_shapes`` None when automatic), so one
-        config rebuilds every adapter of an :func:`qwt.peft.apply` call; the resolved
-        factorisations are ``self.down.in_shape``, ``self.down.out_shape``, etc.
-        """
-        return {k: _jsonable(v) for k, v in self._config}
+        return qnn
 
     def delta(self, x):
         """The update ``Δ(x) = s·U(α⊙QNN(Dx) + β⊙Dx)`` in float32, shape ``(..., d_out)``."""
@@ -241,45 +188,39 @@ class QTHALinear(nnx.Module):
             z = self.alpha[...].reshape(*lead, -1) * q + z
         return self.scale * self.up(z)
 
-    def __call__(self, x, **kwargs):
-        y = self.base(x, **kwargs)
-        return y + self.delta(x).astype(y.dtype)
-
     def delta_kernel(self):
         """The linear (classical) path ``s·D·diag(β)·U`` in kernel layout ``(d_in, d_out)``."""
         return self.scale * (self.down.to_dense() * self.beta[...][None, :]) @ self.up.to_dense()
 
-    def merge(self) -> "QTHALinear":
-        """Folds the classical path into the base kernel, sets ``β = 0``, returns ``self``.
+    def merge(self) -> nnx.Module:
+        """Folds the classical path into the base kernel and sets ``β = 0``.
 
-        The outputs are unchanged (up to float rounding); the quantum path stays trainable.
+        Returns the module to put in the adapter's place: ``self`` (the nonlinear path stays
+        trainable), or the base ``nnx.Linear`` when there is no nonlinear path (``mixer="none"``,
+        :class:`MPOOnlyLinear`: nothing of the update is left). The outputs are unchanged (up to
+        float rounding).
         """
-        k = self.base.kernel
-        k[...] = (k[...].astype(jnp.float32) + self.delta_kernel()).astype(k.dtype)
+        self._fold()
         self.beta[...] = jnp.zeros_like(self.beta[...])
-        return self
+        return self.base if self.mixer == "none" else self
 
 
 class MPOOnlyLinear(QTHALinear):
     """Control: QTHA without the nonlinear path, ``Δ(x) = s·U(β⊙Dx)`` (``mixer="none"``)."""
 
     method = "mpo_only"
-    default_mixer = "none"
+    config_class = MPOOnlyConfig
 
 
 class MPOMLPLinear(QTHALinear):
     """Control: QTHA with the QNN replaced by :class:`MixerMLP` of equal parameter count."""
 
     method = "mpo_mlp"
-    default_mixer = "mlp"
+    config_class = MPOMLPConfig
 
 
 class QTHANoEntLinear(QTHALinear):
     """Control: QTHA whose QNN has no entanglement (ansatz ``"origin_product"``, RY layers only)."""
 
     method = "qtha_noent"
-
-    def __init__(self, base: nnx.Linear, *, ansatz: str = "origin_product", **kwargs):
-        if ansatz != "origin_product":
-            raise ValueError(f"qtha_noent uses the 'origin_product' ansatz, got {ansatz!r}")
-        super().__init__(base, ansatz=ansatz, **kwargs)
+    config_class = QTHANoEntConfig

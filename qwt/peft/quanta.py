@@ -36,9 +36,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from qwt.circuit.guards import check_real
 from qwt.nn.mpo import factorize
-from qwt.peft.lora import check_base, check_positive_int
+from qwt.peft.adapter import Adapter
+from qwt.peft.config import QuanTAConfig, check_positive_int
 from qwt.peft.variables import AdapterParam
 
 __all__ = ["QuanTALinear", "QuanTAFrozen"]
@@ -55,51 +55,59 @@ def _axes(given, d: int, n: int, what: str) -> tuple[int, ...]:
     return axes
 
 
-class QuanTALinear(nnx.Module):
+def _gates(ain: tuple[int, ...], aout: tuple[int, ...], rngs: nnx.Rngs):
+    """The pairs ``(i, j)``, gate shapes ``(o_i, o_j, c_i, c_j)`` and initial gates (module docstring)."""
+    n = len(ain)
+    pairs = list(itertools.combinations(range(n), 2))
+    last = {a: max(k for k, p in enumerate(pairs) if a in p) for a in range(n)}
+    cur, shapes, gates = list(ain), [], []
+    for k, (i, j) in enumerate(pairs):
+        oi = aout[i] if last[i] == k else cur[i]
+        oj = aout[j] if last[j] == k else cur[j]
+        shape, key = (oi, oj, cur[i], cur[j]), rngs.params()
+        if (oi, oj) == (cur[i], cur[j]):
+            g = jnp.eye(oi * oj) + 0.01 * jax.random.normal(key, (oi * oj, oi * oj))
+        else:
+            g = jax.random.normal(key, (oi * oj, cur[i] * cur[j])) / math.sqrt(cur[i] * cur[j])
+        shapes.append(shape)
+        gates.append(g.reshape(shape).astype(jnp.float32))
+        cur[i], cur[j] = oi, oj
+    return pairs, shapes, gates
+
+
+class QuanTALinear(Adapter):
     """An ``nnx.Linear`` with a QuanTA update (formula and defaults in the module docstring).
 
+    Args:
+      base: the layer to adapt (kept as ``.base``).
+      config: a :class:`~qwt.peft.config.QuanTAConfig`; or its settings as keywords (``n_axes``,
+        ``axes_in``, ``axes_out``, ``scale``).
+      rngs: ``nnx.Rngs`` for the gates.
+      targets: the targets it was applied by (set by :func:`qwt.peft.apply`).
+
     Raises:
-      TypeError: ``base`` not an ``nnx.Linear``, ``scale`` not a real number.
+      TypeError: ``base`` not an ``nnx.Linear``, ``scale`` not a real number, an unknown setting.
       ValueError: bad axes; ``scale`` NaN, inf or 0 (a zero scale never trains).
     """
 
     method = "quanta"
+    config_class = QuanTAConfig
 
-    def __init__(self, base: nnx.Linear, *, n_axes: int | None = None, axes_in=None, axes_out=None,
-                 scale: float = 1.0, rngs: nnx.Rngs):  # fmt: skip
-        base = check_base(base)
-        scale = check_real(scale, "QuanTA scale", nonzero=True)
-        n = len(axes_in) if n_axes is None and axes_in is not None else (n_axes or 4)
+    def __init__(self, base: nnx.Linear, config: QuanTAConfig | None = None, *, rngs: nnx.Rngs, targets=None,
+                 **settings):  # fmt: skip
+        cfg = self._setup(base, config, settings, targets)
+        n = len(cfg.axes_in) if cfg.n_axes is None and cfg.axes_in is not None else (cfg.n_axes or 4)
         if check_positive_int(n, "n_axes") < 2:
             raise ValueError("QuanTA needs n_axes >= 2 (gates act on pairs of axes)")
-        ain = _axes(axes_in, base.in_features, n, "axes_in")
-        aout = _axes(axes_out, base.out_features, n, "axes_out")
-        pairs = list(itertools.combinations(range(n), 2))
-        last = {a: max(k for k, p in enumerate(pairs) if a in p) for a in range(n)}
-        cur, shapes, gates = list(ain), [], []
-        for k, (i, j) in enumerate(pairs):
-            oi = aout[i] if last[i] == k else cur[i]
-            oj = aout[j] if last[j] == k else cur[j]
-            shape, key = (oi, oj, cur[i], cur[j]), rngs.params()
-            if (oi, oj) == (cur[i], cur[j]):
-                g = jnp.eye(oi * oj) + 0.01 * jax.random.normal(key, (oi * oj, oi * oj))
-            else:
-                g = jax.random.normal(key, (oi * oj, cur[i] * cur[j])) / math.sqrt(cur[i] * cur[j])
-            shapes.append(shape)
-            gates.append(g.reshape(shape).astype(jnp.float32))
-            cur[i], cur[j] = oi, oj
-        self.base = base
+        ain = _axes(cfg.axes_in, base.in_features, n, "axes_in")
+        aout = _axes(cfg.axes_out, base.out_features, n, "axes_out")
+        pairs, shapes, gates = _gates(ain, aout, rngs)
         self.gates = nnx.List([AdapterParam(g) for g in gates])
         self.frozen = nnx.List([QuanTAFrozen(g) for g in gates])
         self.pairs, self.gate_shapes = tuple(pairs), tuple(shapes)
-        self.axes_in, self.axes_out, self.scale = ain, aout, float(scale)
-        self._config = (("method", self.method), ("n_axes", n), ("axes_in", None if axes_in is None else list(ain)),
-                        ("axes_out", None if axes_out is None else list(aout)), ("scale", self.scale))  # fmt: skip
-
-    @property
-    def config(self) -> dict:
-        """The adapter's settings (JSON-serialisable), as recorded in checkpoints."""
-        return dict(self._config)
+        self.axes_in, self.axes_out, self.scale = ain, aout, cfg.scale
+        self._config = cfg.replace(n_axes=n, axes_in=None if cfg.axes_in is None else ain,
+                                   axes_out=None if cfg.axes_out is None else aout)  # fmt: skip
 
     def transform(self, x, gates):
         """``T(x)`` for the given gates: ``(..., d_in) -> (..., d_out)`` in float32."""
@@ -115,16 +123,11 @@ class QuanTALinear(nnx.Module):
         """``Δ(x) = s·(T_θ(x) − T_θ0(x))``, shape ``(..., d_out)``, float32."""
         return self.scale * (self.transform(x, self.gates) - self.transform(x, self.frozen))
 
-    def __call__(self, x, **kwargs):
-        y = self.base(x, **kwargs)
-        return y + self.delta(x).astype(y.dtype)
-
     def delta_kernel(self):
         """``Δ`` as a dense ``(d_in, d_out)`` matrix (it is linear in ``x``)."""
         return self.delta(jnp.eye(self.base.in_features, dtype=jnp.float32))
 
     def merge(self) -> nnx.Linear:
         """Folds ``Δ`` into the base kernel and returns the base ``nnx.Linear``."""
-        k = self.base.kernel
-        k[...] = (k[...].astype(jnp.float32) + self.delta_kernel()).astype(k.dtype)
+        self._fold()
         return self.base

@@ -27,6 +27,8 @@ import re
 
 from flax import nnx
 
+from qwt.peft.adapter import Adapter
+from qwt.peft.config import AdapterConfig, Method, make_config
 from qwt.peft.dora import DoRALinear
 from qwt.peft.lora import LoRALinear
 from qwt.peft.qtha import MPOMLPLinear, MPOOnlyLinear, QTHALinear, QTHANoEntLinear
@@ -39,7 +41,6 @@ METHODS = {
     # Controls for QTHA (see qwt.peft.qtha): no nonlinear path, a classical MLP, an unentangled QNN.
     "mpo_only": MPOOnlyLinear, "mpo_mlp": MPOMLPLinear, "qtha_noent": QTHANoEntLinear,
 }  # fmt: skip
-_ADAPTERS = (QTHALinear, LoRALinear, QuanTALinear)  # DoRA and the QTHA controls are subclasses
 
 
 def _dotted(path) -> str:
@@ -72,21 +73,23 @@ def _parent(model, path):
 
 def adapters(model: nnx.Module) -> list[tuple[str, nnx.Module]]:
     """``(dotted path, adapter module)`` for every adapter in ``model``."""
-    return [(_dotted(p), m) for p, m in nnx.iter_modules(model) if isinstance(m, _ADAPTERS)]
+    return [(_dotted(p), m) for p, m in nnx.iter_modules(model) if isinstance(m, Adapter)]
 
 
-def apply(model: nnx.Module, method: str = "qtha", targets=("q_proj", "v_proj"), *, rngs: nnx.Rngs, **cfg):
+def apply(model: nnx.Module, method: Method | AdapterConfig = "qtha", targets=("q_proj", "v_proj"), *,
+          rngs: nnx.Rngs, **cfg):  # fmt: skip
     """Wraps every matching ``nnx.Linear`` of ``model`` in an adapter, in place.
 
     Args:
       model: any ``nnx.Module`` tree holding ``nnx.Linear`` layers.
-      method: ``"qtha"`` (:class:`~qwt.peft.qtha.QTHALinear`), ``"lora"``, ``"dora"``, ``"quanta"``
+      method: an :class:`~qwt.peft.config.AdapterConfig` (``LoRAConfig(rank=4)``), or a method
+        name: ``"qtha"`` (:class:`~qwt.peft.qtha.QTHALinear`), ``"lora"``, ``"dora"``, ``"quanta"``
         (:class:`~qwt.peft.quanta.QuanTALinear`) or a QTHA control: ``"mpo_only"``, ``"mpo_mlp"``,
         ``"qtha_noent"``.
       targets: names (PEFT ``target_modules``) or one full-match regex over dotted paths.
       rngs: ``nnx.Rngs`` for the adapter initialisation.
-      **cfg: the adapter's keyword arguments (``rank``/``alpha`` for LoRA/DoRA; ``n_qubits``,
-        ``qnn_layers``, ``bond``, ... for QTHA).
+      **cfg: settings of the method's config (``rank``/``alpha`` for LoRA/DoRA; ``n_qubits``,
+        ``qnn_layers``, ``bond``, ... for QTHA; with a config: changes to it).
 
     Returns:
       ``model`` itself, with adapters. Base weights stay ``nnx.Param`` and are frozen in the sense
@@ -94,14 +97,15 @@ def apply(model: nnx.Module, method: str = "qtha", targets=("q_proj", "v_proj"),
 
     Raises:
       ValueError: unknown method, or targets matching no ``nnx.Linear`` (also when they are already
-        adapted); errors of the adapter constructor (bad sizes) before any layer is replaced.
+        adapted); errors of the config (bad values) and of the adapter constructor (bad sizes),
+        before any layer is replaced.
+      TypeError: an unknown setting.
     """
     if not isinstance(model, nnx.Module):
         raise TypeError(f"apply() takes an nnx.Module, got {type(model).__name__}")
-    if method not in METHODS:
-        raise ValueError(f"unknown adapter method {method!r}; choose one of {sorted(METHODS)}")
+    config = method.replace(**cfg) if isinstance(method, AdapterConfig) else make_config(method, **cfg)
     match = _matcher(targets)
-    inside = {_dotted(p) for p, m in nnx.iter_modules(model) if isinstance(m, _ADAPTERS)}
+    inside = {_dotted(p) for p, m in nnx.iter_modules(model) if isinstance(m, Adapter)}
     found = [
         (p, m) for p, m in nnx.iter_modules(model)
         if p and isinstance(m, nnx.Linear) and match(p)
@@ -113,11 +117,9 @@ def apply(model: nnx.Module, method: str = "qtha", targets=("q_proj", "v_proj"),
             f"targets {targets!r} match no un-adapted nnx.Linear in {type(model).__name__}; "
             f"its linear layers are: {linears[:20]}{' ...' if len(linears) > 20 else ''}"
         )
-    cls = METHODS[method]
-    # Build every adapter first so a bad config raises before the model is modified.
-    built = [(p, cls(m, rngs=rngs, **cfg)) for p, m in found]
+    # Build every adapter first so a bad size raises before the model is modified.
+    built = [(p, config.build(m, rngs, targets=targets)) for p, m in found]
     for path, adapter in built:
-        adapter.targets = tuple(targets) if not isinstance(targets, str) else targets
         _set_child(_parent(model, path), path[-1], adapter)
     return model
 
@@ -125,14 +127,16 @@ def apply(model: nnx.Module, method: str = "qtha", targets=("q_proj", "v_proj"),
 def merge(model: nnx.Module) -> nnx.Module:
     """Folds what is linear back into the base weights, in place; returns ``model``.
 
-    LoRA and DoRA adapters are replaced by their base ``nnx.Linear`` with the merged kernel. QTHA
-    adapters fold their classical MPO path into the kernel and keep the quantum path (see
+    Each adapter is replaced by what its ``merge()`` returns (the contract of
+    :class:`qwt.peft.adapter.Adapter`): LoRA, DoRA, QuanTA and ``mpo_only`` adapters by their base
+    ``nnx.Linear`` with the merged kernel; QTHA adapters (and ``mpo_mlp``, ``qtha_noent``) fold their
+    classical MPO path into the kernel and stay, holding the nonlinear path (see
     :meth:`qwt.peft.qtha.QTHALinear.merge`). Outputs are unchanged up to float rounding.
 
     Raises:
       ValueError: the model has no adapters.
     """
-    found = [(p, m) for p, m in nnx.iter_modules(model) if isinstance(m, _ADAPTERS)]
+    found = [(p, m) for p, m in nnx.iter_modules(model) if isinstance(m, Adapter)]
     if not found:
         raise ValueError("the model has no adapters to merge")
     for path, adapter in found:
@@ -160,8 +164,8 @@ def adapter_config(model: nnx.Module) -> dict:
         raise ValueError("the model has no adapters")
     per = []
     for path, m in found:
-        t = getattr(m, "targets", None)
-        per.append((path, {**m.config, "targets": list(t) if isinstance(t, tuple) else t}))
+        t = m.targets
+        per.append((path, {**m.config.to_dict(), "targets": list(t) if isinstance(t, tuple) else t}))
     first = per[0][1]
     if all(c == first for _, c in per):
         return {**first, "paths": [p for p, _ in per]}
