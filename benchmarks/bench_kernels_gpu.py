@@ -37,7 +37,8 @@ import qwt  # noqa: E402
 from benchmarks.common import fmt_s, machine_description, markdown_table, skipped, time_compile_and_step, write_results  # noqa: E402
 from qwt.kernels import pallas_gates as pg  # noqa: E402
 from qwt.kernels import pallas_layered as pk  # noqa: E402
-from qwt.kernels import pallas_layered_program as lp  # noqa: E402
+from qwt.layered import compile_layered  # noqa: E402
+from qwt.nn.ansatz import origin_circuit  # noqa: E402
 
 
 def _ry(theta):
@@ -82,7 +83,7 @@ def _qtha(n: int, layers: int, batch: int, impl: str, interpret: bool, precision
     obs = [qwt.Z(q) for q in range(n)]
 
     def loss(w, x):
-        prog, ops = lp.compile_circuit(lp.origin_circuit(w), obs)
+        prog, ops = compile_layered(origin_circuit(w), obs)
         return jnp.sum(pk.layered_expectations(prog, ops, x, impl=impl, interpret=interpret, precision=precision))
 
     return jax.value_and_grad(loss, argnums=(0, 1))

@@ -11,7 +11,7 @@ Workloads (value + gradient, complex64, CPU):
 
 Implementations: qwt with ``Circuit.repeat`` (``qwt-repeat``) and with plain Python loops
 (``qwt-loop``), and for workload 2 also qwt's batched layered-program path
-(``qwt-kernel``: ``qwt.kernels.compile_layered`` + ``layered_expectations``, what ``QuantumLayer``
+(``qwt-kernel``: ``qwt.layered.compile_layered`` + ``qwt.layered.run``, what ``QuantumLayer``
 and the QTHA adapter run; Pallas on GPU, XLA here); tensorcircuit-ng unrolled (``tc-plain``) and with its documented scan recipe
 (``tc-scan``: ``K.scan`` over layers carrying the state, ``tc.Circuit(n, inputs=state)`` inside,
 from tensorcircuit-ng's ``examples/hea_scan_jit.py``; for workload 2 ``jax.vmap`` over the batch
@@ -147,7 +147,7 @@ def _qwt_fns(workload, n, L, B, repeat, kernel=False):
         # The batched path QuantumLayer/QTHA use: the shared circuit compiled once into a layered
         # program, the per-sample RY(x) encoding passed as kernel inputs (no vmap).
         def loss(theta, xs):
-            program, operands = qwt.kernels.compile_layered(qwt.Circuit(n).repeat(layer, theta), zs)
+            program, operands = qwt.layered.compile_layered(qwt.Circuit(n).repeat(layer, theta), zs)
             return jnp.sum(qwt.kernels.layered_expectations(program, operands, xs) * wj[None, :])
 
     else:

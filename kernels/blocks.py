@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Literal
 
 import jax
 
 __all__ = [
+    "Impl",
     "backend_of",
     "triton_params",
     "default_to_pallas",
@@ -34,6 +36,9 @@ __all__ = [
     "XLA_CHUNK_AMPLITUDES",
     "MIN_DOT",
 ]
+
+#: The implementations a kernel entry's ``impl`` argument names (``None``: see :func:`select_impl`).
+Impl = Literal["xla", "pallas"]
 
 #: Smallest M/N/K the Triton lowering accepts for ``tl.dot``.
 MIN_DOT = 16
@@ -101,15 +106,37 @@ def default_to_pallas(n_qubits: int | None = None) -> bool:
     return n_qubits is None or layered_supported(n_qubits, "gpu")
 
 
-def select_impl(impl: str | None, interpret: bool, n_qubits: int | None = None) -> str:
-    """``"xla"`` or ``"pallas"`` for an entry's ``impl`` argument: ``None`` means Pallas in interpret
-    mode or where :func:`default_to_pallas` says so, XLA otherwise.
+def select_impl(impl: Impl | None, interpret: bool, n_qubits: int | None = None, *, pallas: bool = True) -> Impl:
+    """The one ``impl`` rule of every ``qwt.kernels`` entry: ``"xla"`` or ``"pallas"``.
+
+    ``None`` means Pallas in interpret mode or where :func:`default_to_pallas` says so (GPU, a
+    width the kernel supports), XLA otherwise; an explicit name is kept. ``pallas=False`` marks
+    an entry that has no Pallas kernel: ``None`` is XLA and ``"pallas"`` an error.
+
+    Args:
+      impl: ``None``, ``"xla"`` or ``"pallas"``.
+      interpret: the entry's Pallas interpret-mode flag.
+      n_qubits: register width, for kernels that support only some widths on GPU.
+      pallas: whether the entry has a Pallas implementation.
+
+    Returns:
+      ``"xla"`` or ``"pallas"``.
 
     Raises:
-      ValueError: ``impl`` not ``None``, ``"xla"`` or ``"pallas"``.
+      ValueError: ``impl`` not ``None``, ``"xla"`` or ``"pallas"``, or ``"pallas"`` for an entry
+        without a Pallas kernel.
+
+    Example:
+      >>> from qwt.kernels import blocks
+      >>> blocks.select_impl(None, interpret=True), blocks.select_impl("xla", interpret=True)
+      ('pallas', 'xla')
     """
     if impl not in (None, "xla", "pallas"):
         raise ValueError(f"impl must be None, 'xla' or 'pallas', got {impl!r}")
+    if not pallas:
+        if impl == "pallas":
+            raise ValueError("this kernel entry has no Pallas implementation; use impl=None or 'xla'")
+        return "xla"
     if impl is None:
         return "pallas" if interpret or default_to_pallas(n_qubits) else "xla"
     return impl

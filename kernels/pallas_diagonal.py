@@ -260,12 +260,3 @@ def apply_phase_pallas(state, phase, *, interpret: bool = False):
     ph = jnp.broadcast_to(phase, shape).reshape(-1, 2**n)
     or_, oi = _phase_planes(bool(interpret), jnp.real(flat), jnp.imag(flat), ph)
     return lax.complex(or_, oi).reshape(shape)
-
-
-def _register():
-    from qwt.kernels import register  # the package is mid-import here; `register` is already defined
-
-    register("apply_phase", "pallas", apply_phase_pallas)
-
-
-_register()

@@ -323,12 +323,3 @@ def apply_matrix_pallas(state, matrix, wires, *, interpret: bool = False):
     if len(wires) > MAX_GATE_WIRES or jnp.ndim(matrix) != 2:
         return _xla.apply_matrix(state, matrix, wires)
     return _apply_pallas(state, [(matrix, wires)], bool(interpret))
-
-
-def _register():
-    from qwt.kernels import register  # the package is mid-import here; `register` is already defined
-
-    register("apply_matrix", "pallas", apply_matrix_pallas)
-
-
-_register()

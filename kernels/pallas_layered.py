@@ -3,30 +3,35 @@
 The QTHA workload: every sample runs the same circuit (shared angles) on its own RY-encoded
 product state, and only Pauli read-outs leave the chip. A program tile holds ``tile_b`` states as
 real/imaginary float planes of shape ``(2**h, tile_b, 2**l)`` (see
-:mod:`qwt.kernels.pallas_layered_program`); each ``dense`` step is two plain 2-D matmuls per term
-and each ``diag`` step one elementwise complex multiply, so a tile goes from its encoding angles
-to its expectations without touching HBM in between.
+:mod:`qwt.kernels.layered_program`); each ``dense`` step is two plain 2-D matmuls per term and
+each ``diag`` step one elementwise complex multiply, so a tile goes from its encoding angles to
+its expectations without touching HBM in between.
 
 Backward pass (``custom_vjp``): the adjoint method in-kernel. The backward kernel recomputes the
 final state of its tile, seeds the adjoint from the read-out cotangent, and walks the steps in
 reverse, un-applying each (steps are unitary) while accumulating the operand cotangents
 (``dL``, ``dR``, ``dD``, per program) and finally the encoding cotangent per sample. Gradients
 w.r.t. circuit angles and observable coefficients follow by ordinary autodiff of the operand
-construction, which runs outside the kernel.
+construction, which runs outside the kernel (:mod:`qwt.layered.compile`).
 
-Public entry: :func:`layered_expectations` (also reachable through ``qwt.kernels``), with the
-plain-jnp reference :func:`layered_expectations_reference` (the test oracle) in the same module;
-``impl="xla"`` runs the cache-blocked XLA implementation in :mod:`qwt.kernels.xla_layered`.
+Public entry: :func:`layered_expectations` (also reachable as ``qwt.kernels.layered_expectations``),
+with the plain-jnp reference :func:`layered_expectations_reference` (the test oracle) and
+:func:`layered_states_reference` (the final states) in the same module; ``impl="xla"`` runs the
+cache-blocked XLA implementation in :mod:`qwt.kernels.xla_layered`.
 
 Example:
-    >>> import jax, jax.numpy as jnp, qwt
-    >>> from qwt.kernels import pallas_layered as pk, pallas_layered_program as lp
-    >>> prog, ops = lp.compile_circuit(lp.origin_circuit(0.1 * jnp.ones((2, 4, 4))), [qwt.Z(i) for i in range(4)])
-    >>> x = jnp.linspace(0.0, 1.0, 12).reshape(3, 4)
+    >>> import jax.numpy as jnp
+    >>> from qwt.kernels import pallas_layered as pk
+    >>> from qwt.kernels.layered_program import LayeredProgram, LayeredSegment
+    >>> # 2 qubits, one identity step, read-out <Z_0>: RY(x) on qubit 0 gives cos(x).
+    >>> prog = LayeredProgram(2, (LayeredSegment((("dense", 1, True),), 1),), ((False, 1),), 1)
+    >>> eye = jnp.eye(2, dtype=jnp.complex64)[None]
+    >>> ops = dict(L=eye, R=eye, D=jnp.zeros((0, 2, 2), jnp.complex64), GL=jnp.zeros((0, 2, 2), jnp.complex64),
+    ...            GR=jnp.zeros((0, 2, 2), jnp.complex64), U=jnp.array([[1.0], [-1.0]]), V=jnp.ones((2, 1)), C=jnp.ones((1, 1)))
+    >>> x = jnp.array([[0.0, 0.3], [1.0, 0.0], [3.1416, 2.0]])
     >>> out = pk.layered_expectations(prog, ops, x, impl="pallas", interpret=True)
-    >>> ref = pk.layered_expectations_reference(prog, ops, x)
-    >>> out.shape, bool(jnp.allclose(out, ref, atol=1e-5))
-    ((3, 4), True)
+    >>> [round(float(v), 4) for v in out[:, 0]], bool(jnp.allclose(out, pk.layered_expectations_reference(prog, ops, x), atol=1e-6))
+    ([1.0, 0.5403, -1.0], True)
 """
 
 from __future__ import annotations
@@ -40,9 +45,9 @@ from jax.experimental import pallas as pl
 
 from qwt.kernels import blocks as _blocks
 from qwt.kernels import xla_layered as _xla_layered
-from qwt.kernels.pallas_layered_program import LayeredProgram, segment_operands, split_qubits
+from qwt.kernels.layered_program import OPERAND_KEYS, LayeredProgram, segment_operands, split_qubits
 
-__all__ = ["layered_expectations", "layered_expectations_reference", "layered_terms_pallas"]
+__all__ = ["layered_expectations", "layered_expectations_reference", "layered_states_reference", "layered_terms_pallas"]
 
 _HI = lax.Precision.HIGHEST
 _DIFF_KEYS = ("L", "R", "D")
@@ -51,8 +56,8 @@ _DIFF_KEYS = ("L", "R", "D")
 # ------------------------------------------------------------------------------------ checks
 def _check(program, operands, inputs):
     if not isinstance(program, LayeredProgram):
-        raise TypeError(f"program must be a LayeredProgram (see compile_circuit), got {type(program).__name__}")
-    missing = {"L", "R", "D", "GL", "GR", "U", "V", "C"} - set(operands)
+        raise TypeError(f"program must be a LayeredProgram (see qwt.layered.compile_layered), got {type(program).__name__}")
+    missing = set(OPERAND_KEYS) - set(operands)
     if missing:
         raise ValueError(f"operands lack {sorted(missing)}")
     inputs = jnp.asarray(inputs)
@@ -77,8 +82,8 @@ def _check(program, operands, inputs):
 
 
 # ------------------------------------------------------------------------------ jnp reference
-def _reference_terms(program: LayeredProgram, ops, inputs, precision=_HI):
-    """Per-read-out-term expectations ``(B, T)`` in plain jnp (complex arithmetic)."""
+def _reference_states(program: LayeredProgram, ops, inputs, precision=_HI):
+    """The final states ``(B, 2**h, 2**l)`` in plain jnp (complex arithmetic, one state per sample)."""
     n = program.n_qubits
     h, l = split_qubits(n)
     dtype = ops["L"].dtype if ops["L"].size else ops["D"].dtype
@@ -108,6 +113,12 @@ def _reference_terms(program: LayeredProgram, ops, inputs, precision=_HI):
             return psi, None
 
         psi, _ = lax.scan(body, psi, (L, R, D))
+    return psi
+
+
+def _reference_terms(program: LayeredProgram, ops, inputs, precision=_HI):
+    """Per-read-out-term expectations ``(B, T)`` in plain jnp (complex arithmetic)."""
+    psi = _reference_states(program, ops, inputs, precision)
     outs, t0, g = [], 0, 0
     for rotated, nt in program.groups:
         phi = psi
@@ -124,7 +135,7 @@ def layered_expectations_reference(program: LayeredProgram, operands, inputs, *,
     """:func:`layered_expectations` in plain jnp: one complex state per sample (the test oracle).
 
     Args:
-      program: from :func:`qwt.kernels.pallas_layered_program.compile_circuit`.
+      program: a :class:`LayeredProgram` (e.g. from :func:`qwt.layered.compile_layered`).
       operands: the matching operand dict.
       inputs: ``(B, n)`` encoding angles, RY(inputs[b, q]) on qubit q of ``|0...0>``.
       precision: as for :func:`layered_expectations`.
@@ -135,6 +146,24 @@ def layered_expectations_reference(program: LayeredProgram, operands, inputs, *,
     inputs = _check(program, operands, inputs)
     terms = _reference_terms(program, operands, inputs, _PRECISIONS[_check_precision(precision)])
     return jnp.matmul(terms, operands["C"].astype(terms.dtype), precision=_HI)
+
+
+def layered_states_reference(program: LayeredProgram, operands, inputs, *, precision: str = "highest"):
+    """The final state of every sample, ``(B, 2**n)`` (qubit 0 most significant), in plain jnp.
+
+    The kernels never write states out (only read-outs leave the chip); this is the program's
+    circuit on the same RY-encoded inputs, for callers that want the states themselves.
+
+    Args:
+      program, operands, inputs, precision: as for :func:`layered_expectations_reference`
+        (the read-out operands are checked but not used).
+
+    Returns:
+      Complex ``(B, 2**n)`` states in the operands' dtype.
+    """
+    inputs = _check(program, operands, inputs)
+    psi = _reference_states(program, operands, inputs, _PRECISIONS[_check_precision(precision)])
+    return psi.reshape(psi.shape[0], -1)
 
 
 # ------------------------------------------------------------------------ in-kernel helpers
@@ -531,7 +560,7 @@ def layered_expectations(
     circuit (angles shared by the batch), then each output's Pauli observable.
 
     Args:
-      program: static :class:`LayeredProgram` from ``compile_circuit``.
+      program: static :class:`LayeredProgram` (e.g. from :func:`qwt.layered.compile_layered`).
       operands: its operand dict (differentiable: gradients reach the angles they were built from).
       inputs: ``(B, n)`` real encoding angles (differentiable).
       impl: ``"pallas"``, ``"xla"`` or ``None`` (see :func:`qwt.kernels.blocks.default_to_pallas`;

@@ -1,6 +1,6 @@
 """The XLA implementation of the batched small-circuit workload (the CPU path of QTHA's QNN).
 
-:func:`qwt.kernels.layered_expectations` runs a :class:`LayeredProgram` on a batch of RY-encoded
+:func:`qwt.kernels.layered_expectations` runs a :class:`~qwt.kernels.layered_program.LayeredProgram` on a batch of RY-encoded
 product states. On GPU that is the Pallas kernel in :mod:`qwt.kernels.pallas_layered`; everywhere
 else it is this module, which follows the kernel's design with XLA ops:
 
@@ -20,12 +20,19 @@ The plain-jnp oracle it is tested against is
 per sample, no chunks).
 
 Example:
-    >>> import jax.numpy as jnp, qwt
-    >>> from qwt.kernels import pallas_layered as pk, pallas_layered_program as lp, xla_layered as xl
-    >>> prog, ops = lp.compile_circuit(lp.origin_circuit(0.1 * jnp.ones((2, 4, 4))), [qwt.Z(i) for i in range(4)])
-    >>> x = jnp.linspace(0.0, 1.0, 12).reshape(3, 4)
+    >>> import jax.numpy as jnp
+    >>> from qwt.kernels import pallas_layered as pk, xla_layered as xl
+    >>> from qwt.kernels.layered_program import LayeredProgram, LayeredSegment
+    >>> # 2 qubits, one diagonal step (a phase, invisible to Z), read-out <Z_0 Z_1> = cos(x0) cos(x1).
+    >>> prog = LayeredProgram(2, (LayeredSegment((("diag",),), 1),), ((False, 1),), 1)
+    >>> none = jnp.zeros((0, 2, 2), jnp.complex64)
+    >>> ops = dict(L=none, R=none, D=jnp.exp(1j * jnp.arange(4.0)).reshape(1, 2, 2).astype(jnp.complex64),
+    ...            GL=none, GR=none, U=jnp.array([[1.0], [-1.0]]), V=jnp.array([[1.0], [-1.0]]), C=jnp.ones((1, 1)))
+    >>> x = jnp.array([[0.5, 1.0], [2.0, 0.0]])
     >>> out = xl.layered_terms_xla(prog, ops, x)
-    >>> bool(jnp.allclose(out, pk.layered_expectations_reference(prog, ops, x), atol=1e-5))
+    >>> bool(jnp.allclose(out[:, 0], jnp.cos(x[:, 0]) * jnp.cos(x[:, 1]), atol=1e-6))
+    True
+    >>> bool(jnp.allclose(out, pk.layered_expectations_reference(prog, ops, x), atol=1e-6))
     True
 """
 
@@ -36,7 +43,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from qwt.kernels import blocks as _blocks
-from qwt.kernels.pallas_layered_program import LayeredProgram, segment_operands, split_qubits
+from qwt.kernels.layered_program import LayeredProgram, segment_operands, split_qubits
 
 __all__ = ["layered_terms_xla"]
 
@@ -66,7 +73,7 @@ def _left(m, x, precision):
     return a if m[1] is None else _combine(a, _dot(m[1], flat, 1, 0, precision).reshape(x.shape))
 
 
-def _split(m, real: bool):
+def _re_im(m, real: bool):
     """A complex operand as ``(re, im)``; ``im`` is ``None`` for a real step (never multiplied)."""
     return jnp.real(m), (None if real else jnp.imag(m))
 
@@ -97,7 +104,7 @@ def _run_segments(program: LayeredProgram, ops, psi, precision):
                 if kind[0] == "dense":
                     real = len(kind) > 2 and kind[2]
                     terms = [
-                        _left(_split(Ls[ti + k], real), _right(psi, _split(Rs[ti + k], real), precision), precision)
+                        _left(_re_im(Ls[ti + k], real), _right(psi, _re_im(Rs[ti + k], real), precision), precision)
                         for k in range(kind[1])
                     ]
                     psi = sum(terms[1:], terms[0])
@@ -112,14 +119,14 @@ def _run_segments(program: LayeredProgram, ops, psi, precision):
     return psi
 
 
-def _readout(program: LayeredProgram, ops, psi):
+def _read_terms(program: LayeredProgram, ops, psi):
     """``(B, T)`` term expectations: ``sum |phi|^2 U V`` per group, ``phi`` in its basis."""
     dh, _, B, dl = psi.shape
     outs, t0, g = [], 0, 0
     for rotated, nt in program.groups:
         phi = psi
         if rotated:
-            phi = _left(_split(ops["GL"][g], False), _right(psi, _split(ops["GR"][g], False), _HI), _HI)
+            phi = _left(_re_im(ops["GL"][g], False), _right(psi, _re_im(ops["GR"][g], False), _HI), _HI)
             g += 1
         p = (phi[:, 0] ** 2 + phi[:, 1] ** 2).reshape(dh * B, dl)
         q = _dot(p, ops["V"][:, t0 : t0 + nt].astype(p.dtype), 1, 0, _HI).reshape(dh, B, nt)
@@ -132,7 +139,7 @@ def layered_terms_xla(program: LayeredProgram, operands, inputs, *, precision=_H
     """Per-read-out-term expectations ``(B, T)`` of a layered program, with XLA ops.
 
     Args:
-      program: from :func:`qwt.kernels.pallas_layered_program.compile_circuit`.
+      program: a :class:`~qwt.kernels.layered_program.LayeredProgram`.
       operands: its operand dict (checked by the caller, ``layered_expectations``).
       inputs: ``(B, n)`` real encoding angles.
       precision: a ``lax.Precision`` for the circuit's matmuls (read-out always ``HIGHEST``).
@@ -149,7 +156,7 @@ def layered_terms_xla(program: LayeredProgram, operands, inputs, *, precision=_H
     B = inputs.shape[0]
 
     def run(x):
-        return _readout(program, operands, _run_segments(program, operands, _initial_planes(x, h, real), precision))
+        return _read_terms(program, operands, _run_segments(program, operands, _initial_planes(x, h, real), precision))
 
     rows = _blocks.xla_layered_rows(program.n_qubits, B)
     if rows >= B:

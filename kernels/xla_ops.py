@@ -1,7 +1,9 @@
 """XLA implementations of the state-update primitives (the reference and the CPU path).
 
-Each function is a small pure jnp function with the signature documented in
-:mod:`qwt.kernels`; ``interpret`` is accepted for signature parity with Pallas and ignored.
+Each function is a small pure jnp function with the signature documented in :mod:`qwt.kernels`
+(without ``impl``/``interpret``: :mod:`qwt.kernels` chooses between these and the Pallas kernels).
+The array-level input checks shared by every kernel module (:func:`n_qubits_of`,
+:func:`check_wires`, :func:`check_gate_list`) live here too, so the kernels import nothing above them.
 
 A k-qubit matrix on wires ``w`` is one ``dot_general`` on a view of the state: when the wires
 are contiguous the state is viewed as ``(*batch, 2**a, 2**k, 2**b)`` (no data movement before
@@ -21,13 +23,13 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from qwt.circuit import check_wires
-
-__all__ = ["apply_matrix", "apply_matrix_batched", "apply_diagonal", "apply_phase", "apply_permutation"]
+__all__ = ["apply_matrix", "apply_phase", "apply_permutation", "n_qubits_of", "check_wires", "check_gate_list"]
 
 
 def n_qubits_of(state) -> int:
@@ -41,6 +43,31 @@ def n_qubits_of(state) -> int:
     if n < 1 or 2**n != dim:
         raise ValueError(f"state's last axis must have length 2**n (n >= 1), got shape {state.shape}")
     return n
+
+
+def check_wires(wires, n_qubits: int, what: str = "gate") -> tuple[int, ...]:
+    """Validates a kernel's wire tuple: Python/NumPy ints, in ``[0, n_qubits)``, no repeats.
+
+    Raises:
+      TypeError: a wire that is not an integer (floats, bools, JAX arrays).
+      ValueError: a wire out of range or repeated.
+
+    Example:
+      >>> from qwt.kernels import xla_ops
+      >>> xla_ops.check_wires((2, 0), 3)
+      (2, 0)
+    """
+    out = []
+    for w in wires:
+        if isinstance(w, (bool, np.bool_)) or not isinstance(w, (numbers.Integral, np.integer)):
+            raise TypeError(f"{what}: wires must be Python ints, got {w!r} ({type(w).__name__})")
+        w = int(w)
+        if not 0 <= w < n_qubits:
+            raise ValueError(f"{what}: wire {w} is out of range for a {n_qubits}-qubit state")
+        out.append(w)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{what}: repeated wire in {tuple(out)}; each wire may appear once")
+    return tuple(out)
 
 
 def check_gate_list(state, gates, max_wires: int, what: str, item: str):
@@ -110,12 +137,11 @@ def _sort_matrix(matrix, wires):
     return jnp.transpose(t, perm).reshape(lead + (2**k, 2**k)), tuple(sorted(wires))
 
 
-def apply_matrix(state, matrix, wires, *, interpret: bool = False):
+def apply_matrix(state, matrix, wires):
     """``matrix`` (shared by the batch) on ``wires`` of ``state (*batch, 2**n)``."""
-    del interpret
     n, k = _check(state, matrix.shape, wires)
     if matrix.ndim != 2:
-        raise ValueError(f"apply_matrix: matrix must be 2-D, got shape {matrix.shape}; use apply_matrix_batched")
+        raise ValueError(f"apply_matrix: matrix must be 2-D (one matrix shared by the batch), got shape {matrix.shape}")
     matrix, wires = _sort_matrix(matrix.astype(state.dtype), tuple(wires))
     batch = state.shape[:-1]
     runs = _runs(n, wires)
@@ -144,30 +170,8 @@ def apply_matrix(state, matrix, wires, *, interpret: bool = False):
     return out.reshape(state.shape)
 
 
-def apply_matrix_batched(state, matrices, wires, *, interpret: bool = False):
-    """``matrices[b]`` on ``wires`` of ``state[b]``; ``state (B, 2**n)``, ``matrices (B, 2**k, 2**k)``."""
-    del interpret
-    n, k = _check(state, matrices.shape, wires)
-    if state.ndim != 2 or matrices.ndim != 3 or matrices.shape[0] != state.shape[0]:
-        raise ValueError(
-            f"apply_matrix_batched: need state (B, 2**n) and matrices (B, 2**k, 2**k), got {state.shape} and {matrices.shape}"
-        )
-    return jax.vmap(lambda s, m: apply_matrix(s, m, wires))(state, matrices.astype(state.dtype))
-
-
-def apply_diagonal(state, diagonal, *, interpret: bool = False):
-    """``state * diagonal``; ``diagonal`` broadcasts against ``state`` from the right."""
-    del interpret
-    n_qubits_of(state)
-    if diagonal.shape[-1] != state.shape[-1]:
-        raise ValueError(f"apply_diagonal: diagonal length {diagonal.shape[-1]} != state length {state.shape[-1]}")
-    d = diagonal.astype(state.dtype)
-    return state * d.reshape((1,) * (state.ndim - d.ndim) + d.shape)
-
-
-def apply_phase(state, phase, *, interpret: bool = False):
+def apply_phase(state, phase):
     """``state * exp(1j * phase)`` for a real ``phase``; one fused elementwise pass."""
-    del interpret
     n_qubits_of(state)
     if jnp.iscomplexobj(phase):
         raise TypeError("apply_phase: phase must be real (use apply_diagonal for complex diagonals)")
@@ -179,9 +183,8 @@ def apply_phase(state, phase, *, interpret: bool = False):
     return state * jax.lax.complex(jnp.cos(phase), jnp.sin(phase))
 
 
-def apply_permutation(state, perm, *, interpret: bool = False):
+def apply_permutation(state, perm):
     """``out[..., i] = state[..., perm[i]]``: one gather along the last axis."""
-    del interpret
     n_qubits_of(state)
     if perm.ndim != 1 or perm.shape[0] != state.shape[-1]:
         raise ValueError(f"apply_permutation: perm must have shape ({state.shape[-1]},), got {perm.shape}")

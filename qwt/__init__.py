@@ -1,7 +1,8 @@
 """qwt: quantum-tensor hybrid fine-tuning of language models in JAX.
 
-The package follows the data flow: ``qwt.circuit`` (circuits as data) → ``qwt.statevector`` and
-``qwt.mps`` (simulators) → ``qwt.kernels`` (gate kernels) → ``qwt.nn`` (quantum and MPO layers) →
+The package follows the data flow: ``qwt.circuit`` (circuits as data) → ``qwt.statevector``,
+``qwt.mps`` and ``qwt.layered`` (simulators) → ``qwt.kernels`` (gate kernels, arrays only) →
+``qwt.nn`` (quantum and MPO layers) →
 ``qwt.peft`` (QTHA, LoRA, DoRA adapters and model surgery) → ``qwt.models`` (Qwen2/Llama) →
 ``qwt.data`` and ``qwt.training`` → ``qwt.cli`` (the ``qwt`` command).
 
@@ -19,7 +20,7 @@ from qwt.circuit import Circuit, I, Observable, Operation, PauliString, Repeat, 
 __version__ = "0.1.0"
 
 # Heavier subpackages load on first use so `import qwt` stays quick for simulator-only users.
-_LAZY = ("statevector", "mps", "kernels", "nn", "peft", "models", "data", "training", "cli",
+_LAZY = ("statevector", "mps", "layered", "kernels", "nn", "peft", "models", "data", "training", "cli",
          "shots", "noise", "parameter_shift")
 
 

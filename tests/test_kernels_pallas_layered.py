@@ -8,7 +8,8 @@ import pytest
 import qwt
 from qwt.kernels import blocks
 from qwt.kernels import pallas_layered as pk
-from qwt.kernels import pallas_layered_program as lp
+from qwt.layered import compile_layered
+from qwt.nn.ansatz import origin_circuit
 
 
 def _encoded_sv(circuit_fn, obs, n, dtype=jnp.complex64):
@@ -26,7 +27,7 @@ def _encoded_sv(circuit_fn, obs, n, dtype=jnp.complex64):
 
 def _kernel(circuit_fn, obs, impl, dtype=jnp.complex64):
     def f(x, *args):
-        prog, ops = lp.compile_circuit(circuit_fn(*args), obs, dtype=dtype)
+        prog, ops = compile_layered(circuit_fn(*args), obs, dtype=dtype)
         return pk.layered_expectations(prog, ops, x, impl=impl, interpret=True)
 
     return f
@@ -76,13 +77,13 @@ def test_origin_values_and_grads_match_reference_and_statevector():
     w = jax.random.uniform(jax.random.PRNGKey(n), (2, 4, n), minval=-3.0, maxval=3.0)
     x = jax.random.uniform(jax.random.PRNGKey(batch), (batch, n), minval=-3.0, maxval=3.0)
     ct = jax.random.normal(jax.random.PRNGKey(7), (batch, n))
-    kinds = lp.compile_circuit(lp.origin_circuit(w), obs)[0].segments[0].kinds
+    kinds = compile_layered(origin_circuit(w), obs)[0].segments[0].kinds
     assert kinds == (("dense", 1, True), ("diag",), ("dense", 1, True), ("diag",))  # RY layers run as real steps
-    xla = _value_and_grads(_kernel(lp.origin_circuit, obs, "xla"), ct, x, w)
-    pal = _value_and_grads(_kernel(lp.origin_circuit, obs, "pallas"), ct, x, w)
+    xla = _value_and_grads(_kernel(origin_circuit, obs, "xla"), ct, x, w)
+    pal = _value_and_grads(_kernel(origin_circuit, obs, "pallas"), ct, x, w)
     _assert_close(pal, xla, 2e-5)
     # The reference is itself checked against the simulator (values; its gradient is jax.grad's).
-    np.testing.assert_allclose(xla[0], jax.jit(_encoded_sv(lp.origin_circuit, obs, n))(x, w), atol=2e-5)
+    np.testing.assert_allclose(xla[0], jax.jit(_encoded_sv(origin_circuit, obs, n))(x, w), atol=2e-5)
     assert float(jnp.max(jnp.abs(pal[1][1]))) > 1e-2  # gradients are not trivially zero
 
 
@@ -97,7 +98,7 @@ def test_random_circuit_with_pauli_strings_and_coefficients():
         return _encoded_sv(build, make_obs(a), n)(x, theta)
 
     def pal(x, theta, a):
-        prog, ops = lp.compile_circuit(build(theta), make_obs(a))
+        prog, ops = compile_layered(build(theta), make_obs(a))
         assert len(prog.groups) > 1  # several measurement bases
         # GPU-style tiling: read-out groups padded to 16 terms, output width a power of two.
         tiles = blocks.LayeredTiles(tile_b=2, tiles_per_program=2, n_programs=2, term_multiple=16)
@@ -123,7 +124,7 @@ def test_xla_path_in_chunks_matches_reference_and_statevector(monkeypatch):
 
     def via(fn):
         def f(x, theta):
-            prog, ops = lp.compile_circuit(build(theta), obs)
+            prog, ops = compile_layered(build(theta), obs)
             assert len(prog.groups) > 1 and any(not k[2] for s in prog.segments for k in s.kinds if k[0] == "dense")
             return fn(prog, ops, x)
 
@@ -145,10 +146,10 @@ def test_complex128(x64):
     w = jax.random.uniform(jax.random.PRNGKey(0), (1, 4, n), minval=-3.0, maxval=3.0, dtype=jnp.float64)
     x = jax.random.uniform(jax.random.PRNGKey(1), (6, n), minval=-3.0, maxval=3.0, dtype=jnp.float64)
     ct = jax.random.normal(jax.random.PRNGKey(2), (6, n + 1), dtype=jnp.float64)
-    got = _value_and_grads(_kernel(lp.origin_circuit, obs, "pallas", jnp.complex128), ct, x, w)
+    got = _value_and_grads(_kernel(origin_circuit, obs, "pallas", jnp.complex128), ct, x, w)
     assert got[0].dtype == jnp.float64
-    _assert_close(got, _value_and_grads(_kernel(lp.origin_circuit, obs, "xla", jnp.complex128), ct, x, w), 1e-12)
-    sv = jax.jit(_encoded_sv(lp.origin_circuit, obs, n, jnp.complex128))(x, w)
+    _assert_close(got, _value_and_grads(_kernel(origin_circuit, obs, "xla", jnp.complex128), ct, x, w), 1e-12)
+    sv = jax.jit(_encoded_sv(origin_circuit, obs, n, jnp.complex128))(x, w)
     np.testing.assert_allclose(got[0], sv, atol=1e-12)
 
 
@@ -174,13 +175,13 @@ def test_repeat_and_plain_loop_compile_to_same_program_results():
 
     def operands(build):
         def f(w):
-            progs[build], ops = lp.compile_circuit(build(w), obs)
+            progs[build], ops = compile_layered(build(w), obs)
             return ops
 
         return jax.jit(f)(w)
 
-    o1, o2 = operands(lp.origin_circuit), operands(plain)
-    p1, p2 = progs[lp.origin_circuit], progs[plain]
+    o1, o2 = operands(origin_circuit), operands(plain)
+    p1, p2 = progs[origin_circuit], progs[plain]
     assert p1.segments[0].repeats == 3 and p2.segments[0].repeats == 1
     assert p1.n_terms == p2.n_terms and p1.n_diags == p2.n_diags
     for k in ("L", "R", "D", "U", "V", "C"):
@@ -189,7 +190,7 @@ def test_repeat_and_plain_loop_compile_to_same_program_results():
 
 def test_default_impl_on_cpu_is_xla_and_bad_input():
     n = 4
-    prog, ops = lp.compile_circuit(lp.origin_circuit(jnp.ones((1, 4, n))), qwt.Z(0))
+    prog, ops = compile_layered(origin_circuit(jnp.ones((1, 4, n))), qwt.Z(0))
     x = jnp.ones((2, n))
     default = jax.jit(lambda o, x: pk.layered_expectations(prog, o, x))(ops, x)
     np.testing.assert_array_equal(default, jax.jit(lambda o, x: pk.layered_expectations(prog, o, x, impl="xla"))(ops, x))
@@ -204,11 +205,11 @@ def test_default_impl_on_cpu_is_xla_and_bad_input():
     with pytest.raises(TypeError, match="real"):
         pk.layered_expectations(prog, ops, jnp.ones((2, n), jnp.int32), impl="xla")
     with pytest.raises(ValueError, match="at most"):
-        lp.compile_circuit(qwt.Circuit(13), qwt.Z(0))
+        compile_layered(qwt.Circuit(13), qwt.Z(0))
     with pytest.raises(ValueError, match="wire 5"):
-        lp.compile_circuit(qwt.Circuit(4), qwt.Z(5))
+        compile_layered(qwt.Circuit(4), qwt.Z(5))
     with pytest.raises(ValueError, match="shape"):
-        lp.origin_circuit(jnp.ones((2, 3, 4)))
+        origin_circuit(jnp.ones((2, 3, 4)))
 
 
 def test_layered_tiles_cover_batch():

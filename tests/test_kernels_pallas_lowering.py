@@ -14,7 +14,8 @@ from qwt.kernels import blocks
 from qwt.kernels import pallas_diagonal as pd
 from qwt.kernels import pallas_gates as pg
 from qwt.kernels import pallas_layered as pk
-from qwt.kernels import pallas_layered_program as lp
+from qwt.layered import compile_layered
+from qwt.nn.ansatz import origin_circuit
 
 export = pytest.importorskip("jax.export")
 _TRITON = "__gpu$xla.gpu.triton"
@@ -37,7 +38,7 @@ def test_layered_kernel_lowers_to_triton_with_gpu_tiles():
     tiles = blocks.layered_tiles(n, batch, backend="gpu")
 
     def loss(w, x):
-        prog, ops = lp.compile_circuit(lp.origin_circuit(w), obs)
+        prog, ops = compile_layered(origin_circuit(w), obs)
         return jnp.sum(pk.layered_terms_pallas(prog, ops, x, tiles=tiles) ** 2)
 
     args = (jnp.ones((1, 4, n)), jnp.ones((batch, n)))

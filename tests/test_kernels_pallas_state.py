@@ -175,4 +175,4 @@ def test_compiled_pallas_refused_off_gpu():
         kernels.apply_phase(psi, jnp.zeros(8), impl="pallas")
     with pytest.raises(ValueError, match="cpu backend is not supported"):
         kernels.apply_matrix(psi, jnp.eye(2, dtype=jnp.complex64), (1,), impl="pallas")
-    assert kernels.resolve("apply_matrix") is kernels.resolve("apply_matrix", "xla")
+    assert blocks.select_impl(None, False) == "xla"

@@ -114,13 +114,13 @@ def test_pauli_string_observables_and_amplitude_encoding(simulator):
     ],
 )
 def test_layered_runs_the_kernel_program(monkeypatch, ansatz, layers, rotation, observables):
-    # simulator="layered" compiles the ansatz with qwt.kernels.compile_layered; values and
+    # simulator="layered" compiles the ansatz with qwt.layered.compile_layered; values and
     # gradients (inputs and angles) equal the full per-row circuits through qwt.statevector.
-    import qwt.kernels as kernels
+    import qwt.layered as layered
 
     calls = []
-    compile_layered = kernels.compile_layered
-    monkeypatch.setattr(kernels, "compile_layered", lambda *a, **k: calls.append(1) or compile_layered(*a, **k))
+    compile_layered = layered.compile_layered
+    monkeypatch.setattr(layered, "compile_layered", lambda *a, **k: calls.append(1) or compile_layered(*a, **k))
     obs = [qwt.X(0) * qwt.Y(2), 0.5 * qwt.Z(1) + qwt.X(1), qwt.Z(0) * qwt.Z(2) - 0.25 * qwt.I(1)] if observables else None
     layer = QuantumLayer(
         3, layers=layers, ansatz=ansatz, rotation=rotation, observables=obs, simulator="layered", rngs=nnx.Rngs(11)
@@ -139,7 +139,7 @@ def test_layered_runs_the_kernel_program(monkeypatch, ansatz, layers, rotation, 
     out, grads = jax.jit(
         lambda s, x: (layer(x), [jax.grad(f, argnums=(0, 1))(s, x) for f in (via_layer, via_circuits)])
     )(state, x)
-    assert calls, "simulator='layered' did not go through qwt.kernels.compile_layered"
+    assert calls, "simulator='layered' did not go through qwt.layered.compile_layered"
     direct = jnp.stack([qwt.statevector.expectation(layer.circuit(row), list(layer.observables)) for row in x])
     np.testing.assert_allclose(out, direct, atol=2e-6)
     (gs, gx), (gs_ref, gx_ref) = grads
@@ -149,7 +149,7 @@ def test_layered_runs_the_kernel_program(monkeypatch, ansatz, layers, rotation, 
 
 
 def test_layered_falls_back_to_statevector_beyond_the_program():
-    from qwt.kernels.pallas_layered_program import MAX_QUBITS
+    from qwt.layered import MAX_QUBITS
 
     wide = QuantumLayer(MAX_QUBITS + 1, layers=1, ansatz="hea", simulator="layered", rngs=nnx.Rngs(0))
     amp = QuantumLayer(2, layers=1, ansatz="hea", encoding="amplitude", simulator="layered", rngs=nnx.Rngs(0))

@@ -313,6 +313,59 @@ class Circuit:
                 c._items.append(Operation(s[1], s[2], tuple(p)))
         return c
 
+    # --------------------------------------------------------------------------- interchange
+    def to_qasm(self, version: int = 2) -> str:
+        """OpenQASM 2.0 (``qelib1.inc``) or 3.0 (``stdgates.inc``) text; see :mod:`qwt.circuit.qasm`.
+
+        Example:
+          >>> import qwt
+          >>> qwt.Circuit(1).rx(0, 0.5).to_qasm().splitlines()[-1]
+          'rx(0.5) q[0];'
+        """
+        from qwt.circuit import qasm
+
+        return qasm.dumps(self, version)
+
+    @classmethod
+    def from_qasm(cls, text: str):
+        """Reads an OpenQASM 2 program: an :class:`~qwt.circuit.qasm.ImportedProgram` holding the
+        circuit (``.circuit``) and its measurements and barriers; see :mod:`qwt.circuit.qasm`.
+
+        Example:
+          >>> import qwt
+          >>> qwt.Circuit.from_qasm('OPENQASM 2.0; include "qelib1.inc"; qreg q[1]; sx q[0];').circuit
+          Circuit(n_qubits=1, gates=1)
+        """
+        from qwt.circuit import qasm
+
+        return qasm.loads(text)
+
+    def to_originir(self) -> str:
+        """pyqpanda3's OriginIR text; see :mod:`qwt.circuit.originir`.
+
+        Example:
+          >>> import qwt
+          >>> qwt.Circuit(2).cnot(0, 1).to_originir().splitlines()[-1]
+          'CNOT q[0],q[1]'
+        """
+        from qwt.circuit import originir
+
+        return originir.dumps(self)
+
+    @classmethod
+    def from_originir(cls, text: str):
+        """Reads an OriginIR program: an :class:`~qwt.circuit.qasm.ImportedProgram` (circuit,
+        measurements, barriers); see :mod:`qwt.circuit.originir`.
+
+        Example:
+          >>> import qwt
+          >>> qwt.Circuit.from_originir("QINIT 2\\nCREG 0\\nH q[0]\\nCNOT q[0],q[1]").circuit
+          Circuit(n_qubits=2, gates=2)
+        """
+        from qwt.circuit import originir
+
+        return originir.loads(text)
+
     # ------------------------------------------------------------------------ one-qubit gates
     # One line per gate: the methods read as a table of the gate set.
     def h(self, w): return self._add("h", (w,))

@@ -3,7 +3,7 @@
 ``QuantumLayer`` (features → angles → circuit → expectation values, batched over tokens) and
 ``MPOLinear`` (a tensor-train matrix with TT-SVD ``from_dense``), both Flax NNX modules. The
 encodings and ansätze they use live in :mod:`qwt.nn.encoding` and :mod:`qwt.nn.ansatz`;
-its fast ``simulator="layered"`` path compiles them with ``qwt.kernels.compile_layered``.
+its fast ``simulator="layered"`` path compiles them with ``qwt.layered.compile_layered``.
 
 Example:
     >>> import jax.numpy as jnp

@@ -35,10 +35,11 @@ from __future__ import annotations
 
 import functools
 
-from qwt.circuit import Circuit
-from qwt.kernels.pallas_layered_program import origin_layer  # one builder for the kernels and the layers
+import jax.numpy as jnp
 
-__all__ = ["ANSATZE", "param_shape", "build", "origin_layer", "origin_product_layer", "hea_layer"]
+from qwt.circuit import Circuit
+
+__all__ = ["ANSATZE", "param_shape", "build", "origin_layer", "origin_circuit", "origin_product_layer", "hea_layer"]
 
 ANSATZE = ("origin", "origin_product", "hea", "strongly_entangling")
 
@@ -61,6 +62,54 @@ def param_shape(name: str, n_qubits: int, layers: int) -> tuple[int, ...]:
     if name in ("hea", "origin_product"):
         return (layers, 2, n_qubits)
     return (layers, n_qubits, 3)
+
+
+def origin_layer(c: Circuit, p, offset: int = 0, *, first_ry: bool = True, last_ring: bool = True) -> None:
+    """Appends one layer of Origin Quantum's VQC to ``c``; ``p`` has shape ``(4, n)``.
+
+    The layer (see the module docstring) acts on wires ``offset … offset+n−1``. ``first_ry=False``
+    / ``last_ring=False`` leave out its first RY layer / second CRZ ring, for callers that apply
+    them exactly in another way (``QuantumLayer``'s ``"layered"`` path: RY folded into the RY
+    encoding, a final diagonal ring invisible to a Z-basis read-out).
+    """
+    n, o = p.shape[1], offset
+    if first_ry:
+        for i in range(n):
+            c.ry(o + i, p[0, i])
+    for i in range(n - 1, -1, -1):
+        c.crz(o + i, o + (i + 1) % n, p[1, i])
+    for i in range(n):
+        c.ry(o + i, p[2, i])
+    if last_ring:
+        for i in [n - 1, *range(n - 1)]:
+            c.crz(o + i, o + (i - 1) % n, p[3, i])
+
+
+def origin_circuit(weights) -> Circuit:
+    """Origin Quantum's QNN layers (the QTHA quantum path) as a ``repeat`` circuit.
+
+    The RY(x) encoding is not part of it (the layered engine applies it per sample).
+
+    Args:
+      weights: ``(L, 4, n)`` angles: layer, then (RY, CRZ, RY, CRZ), then qubit (for the rings,
+        the angle of the gate whose control is that qubit).
+
+    Returns:
+      A :class:`qwt.Circuit` with one ``repeat`` block of length ``L``.
+
+    Raises:
+      ValueError: ``weights`` not of shape ``(layers, 4, n_qubits)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from qwt.nn import ansatz
+      >>> len(ansatz.origin_circuit(jnp.zeros((10, 4, 10))))
+      400
+    """
+    weights = jnp.asarray(weights)
+    if weights.ndim != 3 or weights.shape[1] != 4:
+        raise ValueError(f"origin weights must have shape (layers, 4, n_qubits), got {weights.shape}")
+    return Circuit(weights.shape[2]).repeat(origin_layer, weights)
 
 
 def hea_layer(c: Circuit, p, offset: int = 0) -> None:

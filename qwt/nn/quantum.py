@@ -13,8 +13,8 @@ Simulators (all exact except ``"mps"`` below its exact bond dimension):
   batch with ``qwt.statevector.state``, the rows stacked as idle leading qubits (see
   ``QuantumLayer._batched_statevector``; this measured faster than ``jax.vmap`` of the simulator);
 * ``"layered"``: the same state vector, with the ansatz and read-out compiled by
-  ``qwt.kernels.compile_layered`` and run by ``qwt.kernels.layered_expectations`` (the batched
-  Pallas kernel on GPU, its cache-blocked XLA implementation elsewhere); QTHA's default, faster than
+  ``qwt.layered.compile_layered`` and run by ``qwt.layered.run`` (the batched Pallas kernel on
+  GPU, its cache-blocked XLA implementation elsewhere); QTHA's default, faster than
   ``"statevector"`` for the QTHA shape (see ``benchmarks/bench_adapters.py``). The program encodes
   with RY on ``|0…0⟩`` (RX/RZ encodings become fixed gates in front of the ansatz) and holds at
   most 12 qubits: amplitude encoding or more qubits run the ``"statevector"`` path instead, with
@@ -62,44 +62,6 @@ ENCODINGS = ("angle", "amplitude")
 #: ``qwt.kernels.blocks.XLA_CHUNK_AMPLITUDES``; 128 rows at 10 qubits).
 ROWS_AMPLITUDES = _blocks.XLA_CHUNK_AMPLITUDES
 
-def _measure_rows(psi, observables, n: int):
-    """⟨ψ_b|O|ψ_b⟩ for every row ``b`` of ``psi`` (shape ``(B, 2**n)``) and every observable.
-
-    Z-only strings are read from the probabilities with a ±1 sign table (one matmul for all of
-    them); strings with X/Y apply the Pauli to the row tensor (axis flips and phases).
-    """
-    rows = psi.shape[0]
-    probs = None
-    idx = np.arange(2**n)
-    cols = []
-    for o in observables:
-        total = jnp.zeros((rows,), jnp.float32)
-        for coeff, paulis in o.terms:
-            if all(p == "Z" for _, p in paulis):
-                if probs is None:
-                    probs = jnp.real(psi) ** 2 + jnp.imag(psi) ** 2
-                sign = np.ones(2**n, np.float32)
-                for w, _ in paulis:
-                    sign = sign * (1 - 2 * ((idx >> (n - 1 - w)) & 1))
-                val = probs @ jnp.asarray(sign)
-            else:
-                t = psi.reshape((rows,) + (2,) * n)
-                phi = t
-                for w, p in paulis:
-                    ax = w + 1
-                    if p in ("X", "Y"):
-                        phi = jnp.flip(phi, axis=ax)
-                    if p in ("Y", "Z"):
-                        # After the flip, Y gives -i on the |0> slot and +i on |1>: Y = [[0,-i],[i,0]].
-                        f = np.array([1, -1], np.complex64) if p == "Z" else np.array([-1j, 1j], np.complex64)
-                        shape = [1] * (n + 1)
-                        shape[ax] = 2
-                        phi = phi * jnp.asarray(f).reshape(shape)
-                val = jnp.real(jnp.sum(jnp.conj(t) * phi, axis=tuple(range(1, n + 1))))
-            total = total + coeff * val
-        cols.append(total)
-    return jnp.stack(cols, axis=-1)
-
 
 def _check_observables(observables, n_qubits: int) -> tuple:
     if observables is None:
@@ -131,7 +93,7 @@ class QuantumLayer(nnx.Module):
       observables: list of Pauli strings/observables with float coefficients; default
         ``[Z(0), …, Z(n−1)]``. ``out_features = len(observables)``.
       simulator: ``"statevector"`` (default; ``qwt.statevector``), ``"layered"`` (the same exact
-        state vector through ``qwt.kernels.layered_expectations``, the fast path QTHA uses;
+        state vector through the ``qwt.layered`` engine, the fast path QTHA uses;
         amplitude encoding or more than 12 qubits fall back to ``"statevector"``) or ``"mps"``.
       max_bond: MPS bond-dimension cap, required with ``simulator="mps"`` (exact once it reaches
         ``2**(n_qubits // 2)``; larger values are capped there), not allowed with ``"statevector"``.
@@ -223,6 +185,7 @@ class QuantumLayer(nnx.Module):
         ``ROWS_AMPLITUDES`` amplitudes run in sequential chunks (``lax.map``) that stay in cache.
         """
         from qwt import statevector
+        from qwt.statevector import measure
 
         n, rows = self.n_qubits, psi0.shape[0]
         chunk = max(1, min(rows, ROWS_AMPLITUDES >> n))
@@ -235,24 +198,24 @@ class QuantumLayer(nnx.Module):
         def run(psi):
             # apply, not state: the stacked rows form a vector of norm sqrt(rows), not a unit state.
             out = statevector.apply(circuit, psi).reshape(per, 2**n)
-            return _measure_rows(out, self.observables, n)
+            return measure.expectations(out, self.observables, n)  # the shared read-out
 
         out = run(psi0[0])[None] if n_chunks == 1 else jax.lax.map(run, psi0)
         return out.reshape(n_chunks * per, -1)[:rows]
 
     def _uses_program(self) -> bool:
-        """Whether ``simulator="layered"`` runs this configuration as a ``qwt.kernels`` program.
+        """Whether ``simulator="layered"`` runs this configuration as a ``qwt.layered`` program.
 
         The program encodes with ``RY(angle)`` on ``|0…0⟩`` and holds at most
-        ``qwt.kernels.pallas_layered_program.MAX_QUBITS`` qubits; amplitude encoding and wider
+        ``qwt.layered.MAX_QUBITS`` qubits; amplitude encoding and wider
         registers take the exact ``statevector`` path instead (same outputs).
         """
-        from qwt.kernels.pallas_layered_program import MAX_QUBITS
+        from qwt.layered import MAX_QUBITS
 
         return self.encoding == "angle" and self.n_qubits <= MAX_QUBITS
 
     def _program_circuit(self, fold: bool, skip_ring: bool) -> Circuit:
-        """The ansatz as a circuit for ``qwt.kernels.compile_layered``, preceded by the fixed gates
+        """The ansatz as a circuit for ``qwt.layered.compile_layered``, preceded by the fixed gates
         that turn the kernel's ``RY(a)|0⟩`` encoding into this layer's rotation.
 
         ``RX(a)|0⟩ = S†·RY(a)|0⟩`` and ``RZ(a)·H|0⟩ = H·RX(a)|0⟩ = H·S†·RY(a)|0⟩`` (exact, no
@@ -278,24 +241,24 @@ class QuantumLayer(nnx.Module):
         return c
 
     def _layered(self, flat):
-        """Angle-encoded rows through ``qwt.kernels.compile_layered`` + ``layered_expectations``.
+        """Angle-encoded rows through ``qwt.layered.compile_layered`` + ``qwt.layered.run``.
 
         The ansatz (with its read-out) compiles to one layered program whose angles are shared by
-        the batch; ``layered_expectations`` runs it as the Pallas kernel on GPU and as its XLA
+        the batch; ``qwt.layered.run`` runs it as the Pallas kernel on GPU and as its XLA
         implementation elsewhere; both tile the batch themselves (the XLA one in cache-sized
         chunks, see :mod:`qwt.kernels.xla_layered`). Two exact shortcuts for Origin's ansatz with
         RY encoding / Z-only observables (see :meth:`_program_circuit`).
         """
-        from qwt import kernels
+        from qwt import layered
 
         origin = self.ansatz == "origin"
         fold = origin and self.rotation == "ry"
         z_only = all(all(p == "Z" for _, p in paulis) for o in self.observables for _, paulis in o.terms)
-        program, operands = kernels.compile_layered(self._program_circuit(fold, origin and z_only), list(self.observables))
+        program, operands = layered.compile_layered(self._program_circuit(fold, origin and z_only), list(self.observables))
         theta = _enc.scale_inputs(flat, self.input_scaling)
         if fold:
             theta = theta + self.weights[...][0, 0][None, :].astype(theta.dtype)
-        return kernels.layered_expectations(program, operands, theta)
+        return layered.run(program, operands, theta)
 
     def __call__(self, x):
         """Expectation values per row.

@@ -24,9 +24,12 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from qwt import kernels
-from qwt.statevector.execute import block_matrix, block_phase, forward, unapply_block
+from qwt.statevector.execute import (
+    _front_matmul, _relayout, block_matrix, block_phase, forward, packed_matrices, packed_tables, unapply_block,
+)
 from qwt.statevector.plan import Block, Plan, Segment
 
 __all__ = ["simulate"]
@@ -56,6 +59,8 @@ def _segment_bwd(seg: Segment, params, psi, g, n: int):
     cotangent pulled back through it, and the operator's cotangent (one contraction of the
     cotangent with the recovered state) pulled back to the angles by the small VJP.
     """
+    if seg.packed is not None:
+        return _packed_bwd(seg, params, psi, g, n)
     grads = [None] * len(seg.ops)
     for block in reversed(seg.blocks):
         if block.kind == "perm":
@@ -77,6 +82,35 @@ def _segment_bwd(seg: Segment, params, psi, g, n: int):
         for i in block.ops:
             grads[i] = d[i]
     return psi, g, tuple(grads)
+
+
+def _packed_bwd(seg: Segment, params, psi, g, n: int):
+    """:func:`_segment_bwd` of a packed segment: one reverse scan over its blocks.
+
+    The state and cotangent are carried in the layout of the block just un-applied; each step
+    un-applies the block's matrix, takes the matrix cotangent, and moves both vectors to the
+    previous block's layout with one gather each. The stacked matrix cotangents are pulled back
+    to the angles by one VJP of :func:`~qwt.statevector.execute.packed_matrices`.
+    """
+    pk = seg.packed
+    mats, mats_vjp = jax.vjp(lambda p: packed_matrices(pk, seg, p, psi.dtype), params)
+    lay, prev = packed_tables(pk, n)
+    iota = jax.lax.iota(jnp.int32, 2**n)
+    to_last = _relayout(iota, np.arange(n, dtype=np.int32), lay[-1], n)
+    psi, g = psi[to_last], g[to_last]
+
+    def step(carry, x):
+        st, ct = carry
+        m, cur, before = x
+        st = _front_matmul(jnp.conj(m).T, st)
+        _, vjp = jax.vjp(_front_matmul, m, st)
+        d_m, ct = vjp(ct)
+        back = _relayout(iota, cur, before, n)
+        return (st[back], ct[back]), d_m
+
+    (psi, g), d_mats = jax.lax.scan(step, (psi, g), (mats, jnp.asarray(lay), jnp.asarray(prev)), reverse=True)
+    (grads,) = mats_vjp(d_mats)
+    return psi, g, grads
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0,))

@@ -25,9 +25,10 @@ import numpy as np
 
 from qwt import kernels
 from qwt.circuit import gates as _gates
-from qwt.statevector.plan import Block, Plan, Segment
+from qwt.statevector.plan import Block, Packed, Plan, Segment
 
-__all__ = ["forward", "apply_block", "unapply_block", "block_matrix", "block_phase", "block_perm"]
+__all__ = ["forward", "apply_block", "unapply_block", "block_matrix", "block_phase", "block_perm",
+           "packed_matrices", "packed_apply", "packed_tables"]
 
 
 def _gate_matrix(name, p, dtype):
@@ -239,6 +240,8 @@ def unapply_block(block: Block, seg: Segment, params, psi, n: int):
 
 
 def _apply_segment(seg: Segment, params, psi, n: int):
+    if seg.packed is not None:
+        return packed_apply(seg.packed, packed_matrices(seg.packed, seg, params, psi.dtype), psi, n)
     for block in seg.blocks:
         psi = apply_block(block, seg, params, psi, n)
     return psi
@@ -253,3 +256,104 @@ def forward(plan: Plan, params, psi):
         else:
             psi, _ = jax.lax.scan(lambda s, lp, seg=seg: (_apply_segment(seg, lp, s, n), None), psi, p)
     return psi
+
+
+# --------------------------------------------------------------------------- packed segments
+def _layouts(pk: Packed, n: int) -> np.ndarray:
+    """``(B, n)`` layout of every block: ``pos[b, q]`` is where qubit ``q`` sits in the index
+    while block ``b`` runs (its wires first, in order, then the other qubits ascending)."""
+    out = np.empty((len(pk.wires), n), np.int32)
+    for b, ws in enumerate(pk.wires):
+        order = list(ws) + [q for q in range(n) if q not in ws]
+        out[b, order] = np.arange(n)
+    return out
+
+
+def _relayout(i, src, dst, n: int):
+    """Index in layout ``src`` of each index ``i`` of layout ``dst`` (``src``/``dst``: ``(..., n)``
+    position tables, possibly traced): ``new = old[_relayout(iota, old_layout, new_layout)]``."""
+    out = jnp.zeros_like(i)
+    for q in range(n):
+        bit = (i >> (n - 1 - dst[..., q : q + 1])) & 1
+        out = out | (bit << (n - 1 - src[..., q : q + 1]))
+    return out
+
+
+def _slot_matrices(pk: Packed, seg: Segment, params, dtype):
+    """``(B * slots, 2**arity, 2**arity)`` gate matrices of every slot (identity for padding),
+    one vectorised build per distinct gate (traced size independent of the number of gates)."""
+    a = pk.arity
+    ids = np.asarray(pk.slot_ops, np.int64).reshape(-1)
+    out = jnp.broadcast_to(jnp.eye(2**a, dtype=dtype), (ids.size, 2**a, 2**a))
+    kinds: dict[tuple, list[int]] = {}
+    for s, i in enumerate(ids):
+        if i >= 0:
+            kinds.setdefault((seg.ops[i][0], len(seg.ops[i][1])), []).append(s)
+    for (name, width), slots in sorted(kinds.items()):
+        ops = [int(ids[s]) for s in slots]
+        if name == "unitary":
+            m = jnp.stack([params[i][0] for i in ops]).astype(dtype)
+        elif _gates.GATES[name].n_params:
+            stacked = tuple(jnp.stack([params[i][j] for i in ops]) for j in range(_gates.GATES[name].n_params))
+            m = jax.vmap(lambda *t, name=name: _gates.matrix(name, t, dtype))(*stacked)
+        else:
+            m = jnp.broadcast_to(_gates.matrix(name, (), dtype), (len(ops), 2**width, 2**width))
+        if width < a:  # narrower gate: kron with the identity on its padding positions
+            e = jnp.eye(2 ** (a - width), dtype=dtype)
+            m = (m[:, :, None, :, None] * e[None, None, :, None, :]).reshape(len(ops), 2**a, 2**a)
+        out = out.at[np.asarray(slots)].set(m)
+    return out
+
+
+def packed_matrices(pk: Packed, seg: Segment, params, dtype):
+    """The ``(B, 2**k, 2**k)`` matrices of a packed segment's blocks, built from the angles.
+
+    A scan over the gate slots applies each slot's gate to the rows of every block's matrix at
+    once: the rows are gathered into the slot's layout (its positions first), multiplied by the
+    small gate matrix and gathered back.
+    """
+    k, a, g, nb = pk.k, pk.arity, pk.slots, len(pk.wires)
+    u = _slot_matrices(pk, seg, params, dtype).reshape(nb, g, 2**a, 2**a).swapaxes(0, 1)
+    lay = np.empty((nb, g, k), np.int32)
+    for b, per in enumerate(pk.slot_pos):
+        for s, pos in enumerate(per):
+            lay[b, s, list(pos) + [p for p in range(k) if p not in pos]] = np.arange(k)
+    ident = np.broadcast_to(np.arange(k, dtype=np.int32), (nb, k))
+    iota = jax.lax.broadcasted_iota(jnp.int32, (nb, 2**k), 1)
+
+    def step(m, x):
+        us, ls = x
+        rows = _relayout(iota, ident, ls, k)  # slot-layout row -> block row
+        back = _relayout(iota, ls, ident, k)
+        v = jnp.take_along_axis(m, rows[:, :, None], axis=1).reshape(nb, 2**a, 2 ** (k - a), 2**k)
+        v = jnp.einsum("bij,bjrc->birc", us, v).reshape(nb, 2**k, 2**k)
+        return jnp.take_along_axis(v, back[:, :, None], axis=1), None
+
+    m0 = jnp.broadcast_to(jnp.eye(2**k, dtype=dtype), (nb, 2**k, 2**k))
+    m, _ = jax.lax.scan(step, m0, (u, jnp.asarray(lay.swapaxes(0, 1))))
+    return m
+
+
+def _front_matmul(m, psi):
+    """``m`` on the leading ``log2(len(m))`` qubits of the flat state."""
+    return (m @ psi.reshape(m.shape[0], -1)).reshape(-1)
+
+
+def packed_tables(pk: Packed, n: int):
+    """``(layouts, previous layouts)`` of the blocks, ``(B, n)`` each (before the first block: identity)."""
+    lay = _layouts(pk, n)
+    return lay, np.concatenate([np.arange(n, dtype=np.int32)[None], lay[:-1]])
+
+
+def packed_apply(pk: Packed, mats, psi, n: int):
+    """Applies a packed segment's block matrices in order: one scan, each step one gather into
+    the block's layout (its wires leading) and one matrix product."""
+    lay, prev = packed_tables(pk, n)
+    iota = jax.lax.iota(jnp.int32, 2**n)
+
+    def step(s, x):
+        m, cur, before = x
+        return _front_matmul(m, s[_relayout(iota, before, cur, n)]), None
+
+    psi, _ = jax.lax.scan(step, psi, (mats, jnp.asarray(lay), jnp.asarray(prev)))
+    return psi[_relayout(iota, lay[-1], np.arange(n, dtype=np.int32), n)]

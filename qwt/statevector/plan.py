@@ -38,12 +38,19 @@ from qwt.circuit import Circuit, gates as _gates
 from qwt.circuit import lower as _lower
 from qwt.circuit.lower import find_period
 
-__all__ = ["Block", "Segment", "Plan", "build", "find_period", "fuse", "K_MAX", "MIN_REPS", "MIN_SCAN_OPS"]
+__all__ = ["Block", "Segment", "Plan", "Packed", "build", "find_period", "fuse", "pack", "cost", "K_MAX",
+           "MIN_REPS", "MIN_SCAN_OPS", "CROSS_MIN_OPS", "PACK_MIN_BLOCKS"]
 
 #: Largest number of wires of a fused dense block (2**k x 2**k matrix); 4 balances flops
 #: (2**k per amplitude per block) against passes over the state on CPU.
 K_MAX = 4
 MIN_REPS, MIN_SCAN_OPS = _lower.MIN_REPS, _lower.MIN_SCAN_OPS
+#: Segments with at least this many operations may fuse diagonal/permutation gates across groups
+#: (``fuse(mode="auto")``); shorter ones keep the staged fusion (few blocks either way).
+CROSS_MIN_OPS = 32
+#: A straight segment that fuses into at least this many blocks runs as one ``lax.scan`` over
+#: blocks padded to one shape (:func:`pack`), so its compile time does not grow with its length.
+PACK_MIN_BLOCKS = 48
 
 Key = tuple  # (name, wires)
 
@@ -65,11 +72,15 @@ class Block:
 
 @dataclasses.dataclass(frozen=True)
 class Segment:
-    """Operations applied once (``length is None``) or scanned ``length`` times."""
+    """Operations applied once (``length is None``) or scanned ``length`` times.
+
+    ``packed`` (straight segments only) says the blocks run as one scan over padded blocks.
+    """
 
     ops: tuple[Key, ...]
     blocks: tuple[Block, ...]
     length: int | None = None
+    packed: "Packed | None" = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,18 +130,10 @@ def _pack(blocks: list[tuple[set, list]], k_max: int) -> list[Block]:
     return out
 
 
-def fuse(ops: Sequence[Key], k_max: int = K_MAX) -> tuple[Block, ...]:
-    """Groups a sequence of ``(name, wires)`` into fused blocks, preserving the circuit's action.
-
-    Dense gates merge with the open dense groups they touch while the union has at most
-    ``k_max`` wires; disjoint open groups commute, so they are packed together when flushed.
-    A diagonal or permutation gate inside one open group joins it; otherwise it starts (or
-    extends) a diagonal or permutation run, which become one phase pass or one gather.
-
-    Example:
-      >>> [b.kind for b in fuse([("ry", (0,)), ("rz", (0,)), ("cz", (0, 1)), ("crz", (1, 2))])]
-      ['dense', 'diag']
-    """
+def _fuse_stages(ops: Sequence[Key], k_max: int) -> tuple[Block, ...]:
+    """The original staged fusion: a diagonal or permutation gate joins an open dense group only
+    when all its wires are already in that one group; otherwise it starts (or extends) a
+    diagonal or permutation run, which becomes one phase pass or one gather."""
     out: list[Block] = []
     stage = None
     open_: list[tuple[set, list]] = []
@@ -175,6 +178,198 @@ def fuse(ops: Sequence[Key], k_max: int = K_MAX) -> tuple[Block, ...]:
     return tuple(out)
 
 
+def _fuse_cross(ops: Sequence[Key], k_max: int) -> tuple[Block, ...]:
+    """Fusion in which diagonal and permutation gates merge across open groups like dense ones.
+
+    A gate of any kind joins the union of the open groups it touches while that union has at
+    most ``k_max`` wires; when it does not fit, a diagonal/permutation gate closes the dense stage
+    (as in :func:`_fuse_stages`), so a wide CNOT ladder still becomes one gather.
+    """
+    out: list[Block] = []
+    stage = None
+    open_: list[tuple[set, list]] = []
+    run: list[int] = []
+
+    def close():
+        nonlocal open_, run
+        if stage == "dense":
+            out.extend(_pack(open_, k_max))
+        elif stage in ("diag", "perm") and run:
+            wires = sorted({w for i in run for w in ops[i][1]})
+            out.append(Block(stage, tuple(wires), tuple(run)))
+        open_, run = [], []
+
+    for i, (name, wires) in enumerate(ops):
+        kind, ws = op_kind(name), set(wires)
+        if stage == "dense":
+            hit = [b for b in open_ if b[0] & ws]
+            union = ws.union(*(b[0] for b in hit))
+            rest = [b for b in open_ if not b[0] & ws]
+            if len(union) <= k_max:
+                open_ = rest + [(union, [j for b in hit for j in b[1]] + [i])]
+                continue
+            if kind == "dense":
+                out.extend(_pack(hit, k_max))
+                open_ = rest + [(ws, [i])]
+                continue
+        elif stage == kind:
+            run.append(i)
+            continue
+        close()
+        stage = kind
+        if kind == "dense":
+            open_ = [(ws, [i])]
+        else:
+            run = [i]
+    close()
+    return tuple(out)
+
+
+def _fuse_dense(ops: Sequence[Key], k: int) -> list[tuple[tuple[int, ...], list[int]]]:
+    """Every gate as a dense one: open groups merge while their union has at most ``k`` wires.
+
+    When a gate does not fit, the groups it touches are flushed largest first until the rest fit
+    beside it, so one wide group does not drag its small neighbours out with it. Returns
+    ``(sorted wires, op indices)`` per block, in a valid application order.
+    """
+    out: list[tuple[tuple[int, ...], list[int]]] = []
+    open_: list[tuple[set, list]] = []
+    for i, (_, wires) in enumerate(ops):
+        ws = set(wires)
+        hit = sorted((b for b in open_ if b[0] & ws), key=lambda b: -len(b[0]))
+        rest = [b for b in open_ if not b[0] & ws]
+        keep_w, keep_o = set(ws), []
+        for w, o in hit:
+            if len(keep_w | w) <= k:
+                keep_w |= w
+                keep_o = keep_o + o
+            else:
+                out.append((tuple(sorted(w)), o))
+        open_ = rest + [(keep_w, keep_o + [i])]
+    for b in _pack(open_, k):
+        out.append((b.wires, list(b.ops)))
+    return out
+
+
+def fuse(ops: Sequence[Key], k_max: int = K_MAX, mode: str = "auto") -> tuple[Block, ...]:
+    """Groups a sequence of ``(name, wires)`` into fused blocks, preserving the circuit's action.
+
+    Dense gates merge with the open dense groups they touch while the union has at most
+    ``k_max`` wires; disjoint open groups commute, so they are packed together when flushed.
+
+    Args:
+      ops: the segment's ``(name, wires)``.
+      k_max: the fused-block width.
+      mode: ``"stages"``: a diagonal or permutation gate joins an open group only when all its
+        wires are in that one group, else it starts a diagonal/permutation run (one phase pass or
+        one gather); ``"cross"``: diagonal and permutation gates merge across groups like dense
+        ones while the union fits (what transpiled ``rz/sx/cx`` circuits need); ``"auto"``
+        (default): ``"stages"`` for segments shorter than :data:`CROSS_MIN_OPS`, else whichever
+        of the two has the lower :func:`cost` (ties keep ``"stages"``).
+
+    Returns:
+      The blocks, in application order.
+
+    Example:
+      >>> [b.kind for b in fuse([("ry", (0,)), ("rz", (0,)), ("cz", (0, 1)), ("crz", (1, 2))])]
+      ['dense', 'diag']
+      >>> ops = [("sx", (0,)), ("cnot", (0, 1)), ("rz", (1,)), ("cnot", (1, 2)), ("sx", (2,))]
+      >>> [(b.kind, b.wires) for b in fuse(ops, mode="cross")]
+      [('dense', (0, 1, 2))]
+    """
+    if mode not in ("auto", "stages", "cross"):
+        raise ValueError(f"fuse: mode must be 'auto', 'stages' or 'cross', got {mode!r}")
+    if mode == "stages" or (mode == "auto" and len(ops) < CROSS_MIN_OPS):
+        return _fuse_stages(ops, k_max)
+    cross = _fuse_cross(ops, k_max)
+    if mode == "cross":
+        return cross
+    stages = _fuse_stages(ops, k_max)
+    return cross if cost(cross) < cost(stages) else stages
+
+
+def cost(blocks: Sequence[Block]) -> int:
+    """Estimated work per amplitude of applying ``blocks``: a pass over the state (4) plus
+    ``2**k`` multiply-adds for a k-wire dense block, 6 for a phase pass, 4 for a gather."""
+    return sum(4 + (2 ** len(b.wires) if b.kind == "dense" else 6 if b.kind == "diag" else 4) for b in blocks)
+
+
+# -------------------------------------------------------------------------- packed segments
+@dataclasses.dataclass(frozen=True)
+class Packed:
+    """A straight segment as blocks of one shape, run by one ``lax.scan`` over blocks.
+
+    Every block is a dense ``k``-wire matrix, composed inside the trace from ``slots`` gate
+    slots of ``arity`` wires each (a narrower gate is padded with identity wires, a missing gate
+    is the identity), so the traced program does not grow with the number of blocks or gates.
+
+    Attributes:
+      k: block width (wires per block).
+      arity: wires per gate slot (the widest gate of the segment).
+      slots: gate slots per block.
+      wires: per block, its ``k`` wires (sorted; the matrix's wire order).
+      slot_ops: per block, ``slots`` operation indices (``-1``: identity padding).
+      slot_pos: per block and slot, the ``arity`` local positions (into ``wires``) it acts on.
+    """
+
+    k: int
+    arity: int
+    slots: int
+    wires: tuple[tuple[int, ...], ...]
+    slot_ops: tuple[tuple[int, ...], ...]
+    slot_pos: tuple[tuple[tuple[int, ...], ...], ...]
+
+
+def _choose_slots(counts: Sequence[int], n: int, k: int, arity: int) -> int:
+    """Gate slots per block minimising padded slot work plus passes over the state."""
+    slot_work, pass_work = 2 ** (2 * k + arity) + 2 ** (2 * k + 1), 2**n * (2**k + 8)
+    best = None
+    for g in (1, 2, 4, 8, 16, 32, 64):
+        blocks = sum(-(-c // g) for c in counts)
+        work = blocks * (g * slot_work + pass_work)
+        if best is None or work < best[0]:
+            best = (work, g)
+    return best[1]
+
+
+def pack(ops: Sequence[Key], n: int, k: int = K_MAX) -> tuple[tuple[Block, ...], Packed] | None:
+    """Packs a straight segment into :class:`Packed` blocks of ``min(k, n)`` wires.
+
+    Returns:
+      ``(blocks, packed)`` (``blocks``: the same grouping as plain dense blocks, for inspection),
+      or None when a gate is wider than the block width.
+
+    Example:
+      >>> ops = [("sx", (q % 3,)) if q % 2 else ("cnot", (q % 3, (q + 1) % 3)) for q in range(10)]
+      >>> blocks, pk = pack(ops, 3, k=2)
+      >>> pk.k, pk.arity, len(pk.wires) == len(blocks)
+      (2, 2, True)
+    """
+    k = min(k, n)
+    arity = max(len(w) for _, w in ops)
+    if arity > k:
+        return None
+    groups = _fuse_dense(ops, k)
+    slots = _choose_slots([len(o) for _, o in groups], n, k, arity)
+    blocks, wires, slot_ops, slot_pos = [], [], [], []
+    for ws, o in groups:
+        pad = [w for w in range(n) if w not in ws][: k - len(ws)]
+        full = tuple(sorted((*ws, *pad)))
+        for s in range(0, len(o), slots):
+            chunk = o[s : s + slots]
+            blocks.append(Block("dense", ws, tuple(chunk)))
+            wires.append(full)
+            ids, pos = [], []
+            for i in chunk + [-1] * (slots - len(chunk)):
+                local = [full.index(w) for w in ops[i][1]] if i >= 0 else []
+                local += [p for p in range(k) if p not in local][: arity - len(local)]
+                ids.append(i)
+                pos.append(tuple(local))
+            slot_ops.append(tuple(ids))
+            slot_pos.append(tuple(pos))
+    return tuple(blocks), Packed(k, arity, slots, tuple(wires), tuple(slot_ops), tuple(slot_pos))
+
+
 def build(
     circuit: Circuit,
     dtype=jnp.complex64,
@@ -183,6 +378,8 @@ def build(
     detect_periods: bool = True,
     min_reps: int = MIN_REPS,
     min_ops: int = MIN_SCAN_OPS,
+    fusion: str = "auto",
+    pack_min_blocks: int | None = PACK_MIN_BLOCKS,
 ):
     """Compiles ``circuit`` into a static :class:`Plan` and the matching parameter pytree.
 
@@ -192,6 +389,9 @@ def build(
       k_max: largest fused dense block (default :data:`K_MAX`).
       detect_periods: carve periodic runs of plain operations into scans.
       min_reps, min_ops: thresholds of the periodicity detection.
+      fusion: the ``mode`` of :func:`fuse` (``"stages"`` reproduces the fusion before #12).
+      pack_min_blocks: straight segments with at least this many blocks are packed
+        (:func:`pack`, one scan over blocks); None never packs.
 
     Returns:
       ``(plan, params)``: ``params[s][j]`` is the tuple of arrays of operation ``j`` of
@@ -203,5 +403,13 @@ def build(
     low = _lower.lower(circuit, dtype)
     if detect_periods:
         low = _lower.fold_periods(low, min_reps, min_ops)
-    segments = tuple(Segment(seg.gates, fuse(seg.gates, k_max), seg.length) for seg in low.segments)
-    return Plan(low.n_qubits, segments), low.params
+    segments = []
+    for seg in low.segments:
+        blocks = fuse(seg.gates, k_max, fusion)
+        packed = None
+        if seg.length is None and pack_min_blocks is not None and len(blocks) >= pack_min_blocks:
+            found = pack(seg.gates, low.n_qubits, k_max)
+            if found is not None:
+                blocks, packed = found
+        segments.append(Segment(seg.gates, blocks, seg.length, packed))
+    return Plan(low.n_qubits, tuple(segments)), low.params

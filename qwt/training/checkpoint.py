@@ -3,7 +3,13 @@
 A checkpoint is one orbax step directory with two items: ``state`` (a flat ``{name: array}`` dict:
 adapter parameters, optimiser state, PRNG key data) and ``meta`` (JSON: step, configs, adapter
 config, fingerprint). Pytrees are flattened to path-named arrays so any structure (``nnx.State``,
-optax named tuples) round-trips, and a restore can say exactly which entry differs.
+optax named tuples) round-trips, and a restore can say exactly which entry differs (names and
+shapes are checked against orbax's metadata before any array is read).
+
+Sharded runs: ``jax.Array`` leaves are saved as they are, so each process writes the shards it
+holds (tensorstore/OCDBT; nothing is gathered to one host), and :meth:`Checkpointer.restore`
+reads each entry directly into the sharding of the template's leaf (``jax.ShapeDtypeStruct``
+restore targets), so a checkpoint written on one mesh resumes on another (or on one device).
 
 Atomicity comes from orbax: a step is written into a temporary directory and renamed once complete
 (the commit), so a save interrupted mid-way (crash, disk full) leaves no step directory and the
@@ -31,8 +37,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import pathlib
 import shutil
@@ -43,14 +47,16 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from qwt.training.manifest import (  # re-exported: the checkpoint API predates the split
+    MANIFEST, describe_damaged, file_digests, manifest_problems, verify_step_dir, write_manifest,
+)
+
 __all__ = [
     "Checkpointer", "CheckpointError", "CheckpointCorruptError", "CheckpointMismatchError",
-    "CheckpointFallbackWarning", "flatten_tree", "unflatten_like", "file_digests", "write_manifest",
+    "CheckpointFallbackWarning", "flatten_tree", "unflatten_like", "check_entries", "file_digests", "write_manifest",
     "manifest_problems", "verify_step_dir", "describe_damaged", "MANIFEST",
 ]
 
-MANIFEST = "manifest.json"
-_MANIFEST_FORMAT = "qwt-checkpoint-manifest/1"
 
 
 class CheckpointError(RuntimeError):
@@ -68,142 +74,6 @@ class CheckpointMismatchError(ValueError):
 
 class CheckpointFallbackWarning(UserWarning):
     """Damaged checkpoints were skipped and an older, intact one was used instead."""
-
-
-# --- content manifest -----------------------------------------------------------------------------
-
-def _sha256(path: pathlib.Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def file_digests(step_dir) -> dict[str, dict[str, Any]]:
-    """Size and sha256 of every file under a step directory (the manifest itself excluded).
-
-    Args:
-      step_dir: a checkpoint step directory.
-
-    Returns:
-      ``{relative/posix/path: {"bytes": int, "sha256": hex}}``, sorted by path.
-    """
-    root = pathlib.Path(step_dir)
-    out = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root).as_posix()
-        if rel != MANIFEST:
-            out[rel] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
-    return out
-
-
-def write_manifest(step_dir, step: int) -> pathlib.Path:
-    """Writes ``step_dir/manifest.json`` for the files now in ``step_dir``, atomically.
-
-    Written to a temporary name, synced, then renamed: a crash leaves either no manifest (the
-    checkpoint counts as damaged) or a complete one, never a half-written file.
-
-    Args:
-      step_dir: a committed checkpoint step directory.
-      step: its step number (recorded so a directory moved under another name is recognised).
-
-    Returns:
-      The manifest path.
-    """
-    root = pathlib.Path(step_dir)
-    body = json.dumps({"format": _MANIFEST_FORMAT, "step": int(step), "files": file_digests(root)}, indent=1)
-    tmp, final = root / (MANIFEST + ".tmp"), root / MANIFEST
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(body)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-    try:  # make the rename itself durable; not every filesystem lets a directory be opened
-        fd = os.open(root, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-    return final
-
-
-def _folder(name: str) -> str | None:
-    return name.split("/")[0] if "/" in name else None
-
-
-def manifest_problems(expected: dict[str, dict], found: dict[str, dict]) -> list[str]:
-    """What differs between a manifest's file table and the files found (empty: identical).
-
-    Args:
-      expected: the manifest's ``files`` entry.
-      found: :func:`file_digests` of the directory now.
-
-    Returns:
-      One line per missing, unexpected or changed file.
-    """
-    missing = sorted(set(expected) - set(found))
-    # A whole deleted folder (meta/, state/) is one problem, not one line per file it held.
-    gone = sorted({_folder(m) for m in missing} - {_folder(f) for f in found} - {None})
-    problems = [f"folder {d}/ is missing ({sum(_folder(m) == d for m in missing)} files)" for d in gone]
-    problems += [f"file {name} is missing" for name in missing if _folder(name) not in gone]
-    problems += [f"unexpected file {name}" for name in sorted(set(found) - set(expected))]
-    for name in sorted(set(expected) & set(found)):
-        want, got = expected[name], found[name]
-        if want.get("bytes") != got["bytes"]:
-            problems.append(f"file {name} has {got['bytes']} bytes, the manifest says {want.get('bytes')}")
-        elif want.get("sha256") != got["sha256"]:
-            problems.append(f"file {name} content changed (sha256 {got['sha256'][:12]}..., "
-                            f"the manifest says {str(want.get('sha256'))[:12]}...)")
-    return problems
-
-
-def verify_step_dir(step_dir) -> list[str]:
-    """Checks a step directory against its manifest.
-
-    Args:
-      step_dir: a checkpoint step directory.
-
-    Returns:
-      What is wrong (empty: every file is present and unchanged).
-    """
-    root = pathlib.Path(step_dir)
-    if not root.is_dir():
-        return [f"directory {root} is missing"]
-    if not any(p.is_file() for p in root.rglob("*")):
-        return ["the step folder is empty (no files)"]
-    path = root / MANIFEST
-    if not path.is_file():
-        # Written last: without it the save did not finish (or the checkpoint predates manifests).
-        return [f"{MANIFEST} is missing (the save did not finish, or the files were removed)"]
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        files = manifest["files"]
-        if manifest.get("format") != _MANIFEST_FORMAT:
-            raise ValueError(f"format {manifest.get('format')!r}, expected {_MANIFEST_FORMAT!r}")
-        if not isinstance(files, dict) or not all(isinstance(v, dict) for v in files.values()):
-            raise ValueError("its 'files' table is not {path: {bytes, sha256}}")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        return [f"{MANIFEST} is unreadable ({type(e).__name__}: {e})"]
-    problems = manifest_problems(files, file_digests(root))
-    if root.name.isdigit() and manifest.get("step") != int(root.name):
-        # Another step's files copied or renamed into this folder would resume the wrong step.
-        problems.append(f"{MANIFEST} is for step {manifest.get('step')!r}, the folder is step {root.name}")
-    return problems
-
-
-def describe_damaged(damaged: dict[pathlib.Path, list[str]]) -> str:
-    """One line per damaged step directory: ``path: problem; problem``.
-
-    Args:
-      damaged: ``{step directory: problems}``.
-
-    Returns:
-      The text used in errors and warnings.
-    """
-    return "\n".join(f"  {path}: {'; '.join(problems)}" for path, problems in damaged.items())
 
 
 def _free_name(parent: pathlib.Path, base: str) -> pathlib.Path:
@@ -237,36 +107,80 @@ def flatten_tree(tree) -> dict[str, Any]:
     return flat
 
 
-def unflatten_like(template, flat: dict[str, Any], what: str = "state"):
-    """Rebuilds ``template``'s structure from a flat dict, checking names, shapes and dtypes.
+def _is_key(x) -> bool:
+    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _template_shape(ref) -> tuple:
+    return tuple(jax.random.key_data(ref).shape if _is_key(ref) else np.shape(ref))
+
+
+def check_entries(template, shapes: dict[str, tuple], what: str = "state") -> None:
+    """Checks a checkpoint's entry names and shapes against ``template`` (nothing read yet).
+
+    Args:
+      template: the pytree the checkpoint is restored into.
+      shapes: ``{dotted.name: shape}`` of the checkpoint's arrays.
+      what: how the checkpoint is named in the error.
 
     Raises:
-      CheckpointMismatchError: missing/extra entries or a shape/dtype difference (named).
+      CheckpointMismatchError: missing/extra entries or a shape difference (named).
+
+    Example:
+      >>> check_entries({"w": np.zeros(2)}, {"w": (2,)})
+      >>> try:
+      ...     check_entries({"w": np.zeros(2)}, {"w": (3,)})
+      ... except CheckpointMismatchError as e:
+      ...     print(e)
+      checkpoint state entry 'w' has shape (3,), the model expects (2,)
     """
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
-    names = [_name(p) for p, _ in leaves]
-    missing = sorted(set(names) - set(flat))
-    extra = sorted(set(flat) - set(names))
+    refs = {_name(path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(template)[0]}
+    missing, extra = sorted(set(refs) - set(shapes)), sorted(set(shapes) - set(refs))
     if missing or extra:
         raise CheckpointMismatchError(
             f"checkpoint {what} does not match the model: missing {missing[:5]}"
             f"{' ...' if len(missing) > 5 else ''}, unexpected {extra[:5]}{' ...' if len(extra) > 5 else ''}"
         )
-    out = []
-    for name, (_, ref) in zip(names, leaves):
-        got = flat[name]
-        is_key = isinstance(ref, jax.Array) and jax.dtypes.issubdtype(ref.dtype, jax.dtypes.prng_key)
-        ref_shape = jax.random.key_data(ref).shape if is_key else np.shape(ref)
-        if tuple(np.shape(got)) != tuple(ref_shape):
+    for name, ref in refs.items():
+        if tuple(shapes[name]) != _template_shape(ref):
             raise CheckpointMismatchError(
-                f"checkpoint {what} entry {name!r} has shape {tuple(np.shape(got))}, the model expects {tuple(ref_shape)}"
-            )
-        if is_key:
-            out.append(jax.random.wrap_key_data(np.asarray(got), impl=jax.random.key_impl(ref)))
+                f"checkpoint {what} entry {name!r} has shape {tuple(shapes[name])}, the model expects "
+                f"{_template_shape(ref)}")
+
+
+def unflatten_like(template, flat: dict[str, Any], what: str = "state"):
+    """Rebuilds ``template``'s structure from a flat dict, checking names and shapes.
+
+    A ``jax.Array`` entry keeps its sharding (a sharded restore is never gathered here); others
+    become arrays of the template's dtype.
+
+    Raises:
+      CheckpointMismatchError: missing/extra entries or a shape difference (named).
+    """
+    check_entries(template, {k: np.shape(v) for k, v in flat.items()}, what)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+    out = []
+    for path, ref in leaves:
+        got = flat[_name(path)]
+        if _is_key(ref):
+            got = got if isinstance(got, jax.Array) else np.asarray(got)
+            out.append(jax.random.wrap_key_data(got, impl=jax.random.key_impl(ref)))
         else:
             dtype = ref.dtype if hasattr(ref, "dtype") else np.asarray(ref).dtype
-            out.append(jax.numpy.asarray(got, dtype=dtype))
+            out.append(got.astype(dtype) if isinstance(got, jax.Array) else jax.numpy.asarray(got, dtype=dtype))
     return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _restore_target(leaf):
+    """Where a template leaf's entry is restored to: its own sharding for a ``jax.Array`` or a
+    ``jax.ShapeDtypeStruct`` with one (orbax reads each device's part straight into it, from any
+    saved mesh), else a host array."""
+    if _is_key(leaf):
+        leaf = jax.random.key_data(leaf)
+    sharding = getattr(leaf, "sharding", None)
+    if isinstance(leaf, (jax.Array, jax.ShapeDtypeStruct)) and sharding is not None:
+        return jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding)
+    return np.zeros(np.shape(leaf), getattr(leaf, "dtype", np.asarray(leaf).dtype))
 
 
 class Checkpointer:
@@ -299,7 +213,10 @@ class Checkpointer:
             enable_async_checkpointing=False,
             cleanup_tmp_directories=False,
         )
-        return ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+        # Handlers named up front (not only item names): item_metadata() of a step this manager has
+        # not saved or restored yet needs them (the shape check before a restore reads arrays).
+        handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+        return ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
 
     def _reopen(self) -> None:
         # orbax caches the step list: re-read the directory after moving step folders.
@@ -326,12 +243,18 @@ class Checkpointer:
             left intact (the failed step is never committed, or has no manifest and so is never
             taken for an intact one).
         """
-        flat = {k: np.asarray(v) for k, v in flatten_tree(state).items()}
+        # jax.Arrays are saved as they are: with a sharded array every process writes the shards it
+        # holds (orbax/tensorstore), nothing is gathered to one host; other leaves are host arrays.
+        flat = {k: v if isinstance(v, jax.Array) else np.asarray(v) for k, v in flatten_tree(state).items()}
         args = ocp.args.Composite(state=ocp.args.StandardSave(flat), meta=ocp.args.JsonSave(dict(meta)))
         try:
             self._mgr.save(step, args=args, force=True)
             self._mgr.wait_until_finished()
-            write_manifest(self.step_dir(step), step)  # last: its presence means "complete"
+            # Last: its presence means "complete". One writer (the primary process) once every
+            # process has finished its shards; the others wait for it before going on.
+            if ocp.multihost.is_primary_host(0):
+                write_manifest(self.step_dir(step), step)
+            ocp.multihost.sync_global_processes(f"qwt-checkpoint-manifest-{self.directory}-{step}")
         except Exception as e:  # noqa: BLE001 - any I/O failure becomes one clear error
             try:
                 self._mgr.close()
@@ -408,7 +331,10 @@ class Checkpointer:
         """Reads checkpoint ``step`` (default: the newest intact one) into ``template``'s structure.
 
         Args:
-          template: a pytree with the expected structure, shapes and dtypes.
+          template: a pytree with the expected structure, shapes and dtypes. Its ``jax.Array`` (or
+            ``jax.ShapeDtypeStruct``) leaves also give the placement: each entry is read straight
+            into that leaf's sharding, whatever mesh wrote it (resume on another mesh shape, no
+            gather to one host); other leaves come back as host arrays.
           step: which checkpoint; None takes the newest intact one, warning about newer damaged
             ones (:class:`CheckpointFallbackWarning`).
 
@@ -421,15 +347,29 @@ class Checkpointer:
           CheckpointMismatchError: the arrays do not fit ``template``.
         """
         step = self._step(step)
+        check_entries(template, self._saved_shapes(step), f"step {step} state")  # before reading arrays
+        flat = flatten_tree(template)
+        target = {k: _restore_target(v) for k, v in flat.items()}
         try:
             out = self._mgr.restore(
-                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore())
+                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore())
             )
         except Exception as e:  # noqa: BLE001 - verified, yet unreadable: still named, never raw
             raise CheckpointCorruptError(
                 f"checkpoint {self.step_dir(step)} is unreadable ({type(e).__name__}: {e})"
             ) from e
         return unflatten_like(template, dict(out["state"]), f"step {step} state"), dict(out["meta"])
+
+    def _saved_shapes(self, step: int) -> dict[str, tuple]:
+        """``{name: shape}`` of checkpoint ``step``'s arrays, from orbax's metadata (no array read)."""
+        try:
+            tree = self._mgr.item_metadata(step)["state"]
+            tree = getattr(tree, "tree", tree)
+            return {k: tuple(v.shape) for k, v in dict(tree).items()}
+        except Exception as e:  # noqa: BLE001 - unreadable metadata of a verified step: named
+            raise CheckpointCorruptError(
+                f"checkpoint {self.step_dir(step)}: the array metadata is unreadable ({type(e).__name__}: {e})"
+            ) from e
 
     def _step(self, step):
         steps = self.all_steps()

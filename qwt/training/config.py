@@ -19,7 +19,9 @@ import dataclasses
 import json
 import math
 import pathlib
-from typing import Any
+from typing import Any, Literal, get_args
+
+from qwt.circuit.guards import check_choice
 
 try:
     import tomllib
@@ -28,7 +30,9 @@ except ImportError:  # Python 3.10: TOML configs need 3.11's tomllib; JSON still
 
 __all__ = ["TrainConfig", "load_config_file", "TRAJECTORY_FIELDS"]
 
-_DTYPES = ("float32", "bfloat16")
+BaseDtype = Literal["float32", "bfloat16"]
+"""The dtype of the frozen base weights."""
+_DTYPES: tuple[str, ...] = get_args(BaseDtype)
 
 # Fields that change the sequence of parameters a run produces: a checkpoint written under other
 # values cannot be continued identically, so resuming refuses it (see loop.train).
@@ -74,7 +78,7 @@ class TrainConfig:
     b1: float = 0.9
     b2: float = 0.999
     seed: int = 0
-    base_dtype: str = "float32"
+    base_dtype: BaseDtype = "float32"
     log_every: int = 10
     eval_every: int = 0
     eval_batches: int = 4
@@ -104,8 +108,7 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if not (self.b1 < 1 and self.b2 < 1):
             raise ValueError(f"TrainConfig.b1 and b2 must be < 1, got {self.b1}, {self.b2}")
-        if self.base_dtype not in _DTYPES:
-            raise ValueError(f"TrainConfig.base_dtype must be one of {_DTYPES}, got {self.base_dtype!r}")
+        check_choice(self.base_dtype, BaseDtype, "TrainConfig.base_dtype")
 
     def replace(self, **changes) -> "TrainConfig":
         """A copy with some fields changed (validated again)."""

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -41,12 +41,19 @@ from qwt.training.config import TrainConfig
 from qwt.training.evaluate import choice_scores, eval_batches, generate_texts, strict_accuracy_eval, text_metrics
 from qwt.training.loop import train
 
+if TYPE_CHECKING:  # qwt.peft is imported when first used (it pulls in the simulators)
+    from qwt.peft.config import Method
+
 __all__ = ["JobSpec", "load_base", "load_dataset", "build_adapted", "finetune", "load_finetuned", "evaluate_run"]
 
 BUILTIN_PREFIX = "builtin:"
 PRETRAINED_PREFIX = "pretrained:"
 MATHS_PREFIX = "maths:"
 TRACE_PREFIX = "trace:"
+
+DataFormat = Literal["auto", "alpaca", "chat", "reasoning", "mmlu"]
+"""How a dataset file is read (:func:`qwt.data.load_examples`)."""
+Dtype = Literal["float32", "bfloat16"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,9 +62,11 @@ class JobSpec:
 
     Args:
       model: model spec (see module docstring).
-      method: ``"qtha"``, ``"lora"`` or ``"dora"``.
+      method: a :data:`qwt.peft.Method`: ``"qtha"``, ``"lora"``, ``"dora"``, ``"quanta"`` or a QTHA
+        control (``"mpo_only"``, ``"mpo_mlp"``, ``"qtha_noent"``).
       targets: projection names to adapt.
-      adapter: keyword arguments of the adapter (``rank``/``alpha``; ``n_qubits``, ``qnn_layers``...).
+      adapter: settings of the method's config (``rank``/``alpha``; ``n_qubits``, ``qnn_layers``...;
+        :mod:`qwt.peft.config`), as given: the fingerprint records them so.
       dataset: dataset spec (see module docstring).
       data_format: loader for files: ``auto``, ``alpaca``, ``chat``, ``reasoning``, ``mmlu``.
       n_train: generated training examples (``maths:`` datasets).
@@ -71,11 +80,11 @@ class JobSpec:
     """
 
     model: str = "builtin:small"
-    method: str = "qtha"
+    method: Method = "qtha"
     targets: tuple = ("q_proj", "v_proj")
     adapter: dict = dataclasses.field(default_factory=dict)
     dataset: str = "maths:rates,ages"
-    data_format: str = "auto"
+    data_format: DataFormat = "auto"
     n_train: int = 2000
     n_eval: int = 64
     difficulty: int = 1
@@ -86,18 +95,17 @@ class JobSpec:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
     def __post_init__(self):
-        from qwt.peft import METHODS
+        from qwt.circuit.guards import check_choice
+        from qwt.peft.config import Method
 
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {sorted(METHODS)}")
+        check_choice(self.method, Method, "method")
         targets = (self.targets,) if isinstance(self.targets, str) else tuple(self.targets)
         if not targets or not all(isinstance(t, str) and t for t in targets):
             raise ValueError(f"targets must be non-empty names, got {self.targets!r}")
         object.__setattr__(self, "targets", targets)
         if not isinstance(self.adapter, dict):
             raise TypeError(f"adapter must be a dict of adapter settings, got {type(self.adapter).__name__}")
-        if self.data_format not in ("auto", "alpaca", "chat", "reasoning", "mmlu"):
-            raise ValueError(f"data_format must be auto|alpaca|chat|reasoning|mmlu, got {self.data_format!r}")
+        check_choice(self.data_format, DataFormat, "data_format")
         for name in ("n_train", "n_eval", "max_len", "max_new_tokens"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -109,6 +117,12 @@ class JobSpec:
 
     def replace(self, **changes) -> "JobSpec":
         return dataclasses.replace(self, **changes)
+
+    def adapter_config(self):
+        """The typed adapter config of this job (:func:`qwt.peft.make_config` of method and settings)."""
+        from qwt.peft import make_config
+
+        return make_config(self.method, **self.adapter)
 
     def fingerprint(self) -> dict[str, Any]:
         """What a checkpoint of this job must share to be resumed (the train part is added by train)."""
@@ -122,7 +136,7 @@ class JobSpec:
                 "eval_loss": self.eval_loss, "train": self.train.to_dict()}
 
 
-def load_base(model: str, *, seed: int = 0, dtype="float32"):
+def load_base(model: str, *, seed: int = 0, dtype: Dtype = "float32"):
     """Builds or loads the base model.
 
     Args:
@@ -144,8 +158,9 @@ def load_base(model: str, *, seed: int = 0, dtype="float32"):
     from flax import nnx
 
     from qwt import models
+    from qwt.circuit.guards import check_choice
 
-    dt = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[dtype]
+    dt = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[check_choice(dtype, Dtype, "dtype")]
     if model.startswith(PRETRAINED_PREFIX):  # a shipped checkpoint: loaded like any HF directory below
         from qwt.training.pretrain import shipped_base
 
@@ -167,7 +182,7 @@ def load_base(model: str, *, seed: int = 0, dtype="float32"):
     return m, tok
 
 
-def load_dataset(spec: str, *, n: int, seed: int, difficulty: int = 1, data_format: str = "auto"):
+def load_dataset(spec: str, *, n: int, seed: int, difficulty: int = 1, data_format: DataFormat = "auto"):
     """Examples for a dataset spec (``maths:f1,f2`` or a file path); see the module docstring."""
     from qwt import data
 
@@ -209,7 +224,7 @@ def build_adapted(spec: JobSpec, *, base=None):
     from qwt import peft
 
     model, tok = base if base is not None else load_base(spec.model, seed=spec.train.seed)
-    peft.apply(model, spec.method, spec.targets, rngs=nnx.Rngs(spec.train.seed + 1), **spec.adapter)
+    peft.apply(model, spec.adapter_config(), spec.targets, rngs=nnx.Rngs(spec.train.seed + 1))
     return model, tok
 
 
@@ -248,20 +263,10 @@ def _check_finite(model, name: str) -> None:
 
 
 def _adapter_defaults(method: str) -> dict:
-    """Keyword defaults of the adapter class and its bases (``None`` standing for a class
-    ``default_<name>``)."""
-    import inspect
-
+    """The defaults of the method's config (:attr:`qwt.peft.CONFIGS`), e.g. LoRA's ``rank=8``."""
     from qwt import peft
 
-    cls, defaults = peft.METHODS[method], {}
-    for klass in cls.__mro__:
-        if "__init__" in vars(klass):
-            for name, par in inspect.signature(vars(klass)["__init__"]).parameters.items():
-                if par.kind is par.KEYWORD_ONLY and par.default is not par.empty:
-                    value = getattr(cls, f"default_{name}", None) if par.default is None else par.default
-                    defaults.setdefault(name, value)
-    return defaults
+    return peft.CONFIGS[method].defaults()
 
 
 def _resume_fingerprint(spec: "JobSpec", ck_dir: pathlib.Path, resume: bool) -> dict:

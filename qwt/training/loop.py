@@ -245,6 +245,8 @@ def train(
         moved = ckpt.move_aside()
         if moved is not None:  # said out loud: a fresh start must not look like lost checkpoints
             print(f"qwt: starting over; the previous checkpoints are kept in {moved}", file=sys.stderr)
+    if mesh is not None:  # before a restore, which reads each array straight into this placement
+        state = qmesh.place_replicated(state, mesh)
     step0 = _resume_step(ckpt) if ckpt is not None and resume else None
     if step0 is not None:
         old = ckpt.read_meta(step0)
@@ -260,11 +262,11 @@ def train(
         if start > cfg.steps:
             raise CheckpointMismatchError(f"checkpoint step {start} is beyond the configured {cfg.steps} steps")
 
-    if mesh is not None:  # fresh or restored (host arrays from any mesh): placed by this mesh's rules
-        state = qmesh.place_replicated(state, mesh)
     log = MetricsLog(out / "metrics.jsonl" if out is not None else None, keep_until_step=start if resumed_from else None)
     step_fn = make_train_step(graphdef, tx, loss_fn)
     eval_step = make_eval_step(graphdef, loss_fn) if eval_data else None
+    if mesh is not None:  # traced under the mesh: per-token circuits chunk per data shard (qwt.nn.quantum)
+        step_fn, eval_step = qmesh.under_mesh(step_fn, mesh), eval_step and qmesh.under_mesh(eval_step, mesh)
     eval_list = list(eval_data or [])[: cfg.eval_batches]
     base_key = jax.random.wrap_key_data(jnp.asarray(state["rng"]))
     trainable, opt_state = state["trainable"], state["opt_state"]

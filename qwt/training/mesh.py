@@ -12,9 +12,13 @@ places, before the first step:
 
 The jitted step is unchanged: XLA's SPMD partitioner inserts the collectives (all-gathers of the
 base weights for FSDP, a mean over the data axis for the loss and gradients). The mesh uses Auto
-axes so the existing models need no sharding annotations. Checkpoints hold the adapters and
-optimizer state as host arrays, so a run resumes on any mesh shape (the restored state is placed
-by the new mesh's rules).
+axes so the existing models need no sharding annotations; the step is traced under the mesh
+(:func:`under_mesh`), which lets a ``QuantumLayer`` split its rows per ``data`` shard, so the
+per-token circuits stay with their tokens (no gather of all circuits to one device).
+
+Checkpoints (:mod:`qwt.training.checkpoint`) are saved from the placed arrays (each process
+writes its shards) and restored straight into the current mesh's placement, so a run resumes on
+any mesh shape, or on one device.
 
 Multi-host: call ``jax.distributed.initialize()`` in every process before building the mesh;
 ``jax.devices()`` then lists every host's devices (see the README).
@@ -37,7 +41,7 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 __all__ = ["MeshSpec", "parse_mesh", "make_mesh", "base_spec", "place_base", "place_replicated",
-           "place_batch", "check_batch_size"]
+           "place_batch", "check_mesh", "check_batch_size", "under_mesh"]
 
 AXES = ("data", "fsdp")
 
@@ -131,8 +135,28 @@ def place_replicated(tree, mesh: Mesh):
     return jax.tree.map(lambda x: jax.device_put(x, rep), tree)
 
 
+def check_mesh(mesh) -> None:
+    """Raises TypeError / ValueError unless ``mesh`` is a ``Mesh`` with exactly the axes ``data``, ``fsdp``.
+
+    Example:
+      >>> import jax
+      >>> try:
+      ...     check_mesh(jax.make_mesh((1,), ("sv",)))
+      ... except ValueError as e:
+      ...     print(e)
+      the fine-tuning mesh must have the axes ('data', 'fsdp'), got ('sv',); build it with make_mesh(parse_mesh("data=2,fsdp=4"))
+    """
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"mesh must be a jax.sharding.Mesh (from make_mesh), got {type(mesh).__name__}")
+    if tuple(mesh.axis_names) != AXES:
+        raise ValueError(f"the fine-tuning mesh must have the axes {AXES}, got {tuple(mesh.axis_names)}; "
+                         'build it with make_mesh(parse_mesh("data=2,fsdp=4"))')
+
+
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
-    """Raises ValueError when the ``data`` axis does not divide the batch (before any step)."""
+    """Raises ValueError when the ``data`` axis does not divide the batch (before any step), or
+    the mesh is not a ``(data, fsdp)`` mesh (:func:`check_mesh`)."""
+    check_mesh(mesh)
     if batch_size % mesh.shape["data"]:
         raise ValueError(f"batch_size {batch_size} does not split over the mesh's data axis of size "
                          f"{mesh.shape['data']}; use a multiple of {mesh.shape['data']}")
@@ -147,3 +171,22 @@ def place_batch(batch: dict, mesh: Mesh) -> dict:
         check_batch_size(np.shape(v)[1], mesh)
         out[k] = jax.device_put(v, NamedSharding(mesh, P(None, "data")))
     return out
+
+
+def under_mesh(fn, mesh: Mesh):
+    """``fn`` called (and so traced, when jitted) with ``mesh`` as the current mesh (``jax.set_mesh``).
+
+    Inside, ``jax.sharding.get_abstract_mesh()`` names the ``data`` axis, which
+    ``qwt.nn.QuantumLayer`` reads to run its circuits per data shard.
+
+    Example:
+      >>> m = make_mesh(MeshSpec())
+      >>> under_mesh(lambda: dict(jax.sharding.get_abstract_mesh().shape), m)()
+      {'data': 1, 'fsdp': 1}
+    """
+
+    def call(*args, **kwargs):
+        with jax.set_mesh(mesh):
+            return fn(*args, **kwargs)
+
+    return call

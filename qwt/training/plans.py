@@ -25,10 +25,15 @@ Example:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from qwt.training.config import TrainConfig
 from qwt.training.jobs import JobSpec
 from qwt.training.study import Arm, StudyPlan
 from qwt.training.tasks import TraceTask
+
+if TYPE_CHECKING:
+    from qwt.peft.config import Method
 
 __all__ = ["BUDGET", "budget_job", "default_plan", "full_plan", "matched_lora_rank", "FULL_LRS", "FULL_SEEDS",
            "TASK_FAMILIES", "DEFAULT_LRS"]
@@ -64,7 +69,7 @@ def default_plan(*, base: str = BASE, seed: int = 0) -> StudyPlan:
     return StudyPlan(base, TraceTask(families=TASK_FAMILIES), arms, lrs=(DEFAULT_LRS["lora"],), seeds=(seed,), job=budget_job(base))
 
 
-def matched_lora_rank(base: str, reference: dict, method: str = "qtha", targets=("q_proj", "v_proj")) -> int:
+def matched_lora_rank(base: str, reference: dict, method: Method = "qtha", targets=("q_proj", "v_proj")) -> int:
     """The LoRA rank whose trainable count on ``base`` is nearest the ``reference`` adapter's."""
     from flax import nnx
 
@@ -75,7 +80,7 @@ def matched_lora_rank(base: str, reference: dict, method: str = "qtha", targets=
 
     def count(m, cfg):
         copy = nnx.clone(model)
-        peft.apply(copy, m, targets, rngs=nnx.Rngs(0), **cfg)
+        peft.apply(copy, peft.make_config(m, **cfg), targets, rngs=nnx.Rngs(0))
         return peft.count(copy)["trainable"]
 
     want, per_rank = count(method, reference), count("lora", {"rank": 1, "alpha": 2.0})

@@ -32,13 +32,16 @@ import dataclasses
 import json
 import pathlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qwt.training.config import TrainConfig
 from qwt.training.jobs import JobSpec, finetune, load_base, load_finetuned
 from qwt.training.tasks import TraceTask
+
+if TYPE_CHECKING:
+    from qwt.peft.config import Method
 
 __all__ = ["Arm", "StudyPlan", "run_study", "quick_plan", "format_study_table"]
 
@@ -52,7 +55,7 @@ class Arm:
     """
 
     name: str
-    method: str
+    method: Method
     adapter: dict = dataclasses.field(default_factory=dict)
     lrs: tuple | None = None
 

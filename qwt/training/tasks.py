@@ -26,14 +26,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import pathlib
-from typing import Literal
+from typing import Literal, get_args
 
+from qwt.circuit.guards import check_choice
 from qwt.data import maths
 
-__all__ = ["TraceTask", "FileTask", "FILE_FORMATS"]
+__all__ = ["TraceTask", "FileTask", "FILE_FORMATS", "FileFormat", "TraceStyle"]
 
-FILE_FORMATS = ("auto", "alpaca", "chat", "reasoning", "mmlu")
+FileFormat = Literal["auto", "alpaca", "chat", "reasoning", "mmlu"]
 """Dataset formats of :class:`FileTask` (``qwt.data.load_examples``)."""
+FILE_FORMATS: tuple[str, ...] = get_args(FileFormat)
+TraceStyle = Literal["trace", "gsm8k"]
+"""The answer layouts a :class:`TraceTask` fine-tunes on (the pretraining layouts are not targets)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,15 +59,14 @@ class TraceTask:
     n_val: int = 140
     n_test: int = 560
     seed: int = 2000
-    style: str = "trace"
+    style: TraceStyle = "trace"
 
     def __post_init__(self):
         object.__setattr__(self, "families", tuple(self.families))
         bad = [f for f in self.families if f not in maths.FAMILIES]
         if bad or not self.families:
             raise ValueError(f"TraceTask.families: unknown {bad or 'empty'}; choose from {maths.FAMILIES}")
-        if self.style not in ("trace", "gsm8k"):  # the pretraining layouts are not fine-tuning targets
-            raise ValueError(f"TraceTask.style must be a fine-tuning layout ('trace' or 'gsm8k'), got {self.style!r}")
+        check_choice(self.style, TraceStyle, "TraceTask.style (a fine-tuning layout)")
         for name in ("n_train", "n_val", "n_test"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"TraceTask.{name} must be a positive int, got {getattr(self, name)!r}")
@@ -95,15 +98,14 @@ class FileTask:
 
     train: str
     test: str
-    data_format: str = "auto"
+    data_format: FileFormat = "auto"
     n_val: int = 32
 
     def __post_init__(self):
         for name in ("train", "test"):
             if not pathlib.Path(getattr(self, name)).is_file():
                 raise FileNotFoundError(f"FileTask.{name}: dataset file not found: {getattr(self, name)}")
-        if self.data_format not in FILE_FORMATS:
-            raise ValueError(f"FileTask.data_format must be one of {FILE_FORMATS}, got {self.data_format!r}")
+        check_choice(self.data_format, FileFormat, "FileTask.data_format")
 
     @functools.cached_property  # detect_format parses the whole file: once per task, not per use
     def scoring(self) -> Literal["generate", "choice"]:
