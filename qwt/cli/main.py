@@ -32,6 +32,8 @@ import sys
 import traceback
 from typing import Sequence
 
+from qwt.cli import executor_eval
+
 __all__ = ["main", "build_parser"]
 
 
@@ -121,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--format", dest="data_format", choices=["auto", "alpaca", "chat", "reasoning", "mmlu"])
     ev.add_argument("--n-eval", type=int)
     ev.add_argument("--max-new-tokens", type=int)
+    executor_eval.add_flags(ev)  # --executor/--shots/--noise: the QNNs on a backend
 
     gen = sub.add_parser("generate", help="generate text with a fine-tuned run or a base model")
     src = gen.add_mutually_exclusive_group(required=True)
@@ -294,13 +297,17 @@ def _cmd_eval(args) -> int:
     from qwt.training import JobSpec, TrainConfig, evaluate_run, load_finetuned
     from qwt.training.jobs import _split
 
+    ex = executor_eval.executor_from_args(args)  # bad --executor/--shots/--noise fail before loading
     model, tok, meta = load_finetuned(args.run)
     job = dict(meta["job"])
     spec = JobSpec(**{k: v for k, v in job.items() if k != "train"}, train=TrainConfig.from_dict(job["train"]))
     changes = {k: getattr(args, k) for k in ("dataset", "data_format", "n_eval", "max_new_tokens") if getattr(args, k) is not None}
     spec = spec.replace(**changes)
     _, eval_ex = _split(spec)
+    how = executor_eval.attach_executor(model, ex, args.noise)
     print(f"qwt eval: {args.run} (step {meta['step']}, {spec.method}) on {spec.dataset}")
+    if how:
+        print(how)
     _print_summary(evaluate_run(model, tok, spec, eval_ex))
     return 0
 

@@ -157,7 +157,8 @@ class Executor(abc.ABC):
     Args:
       shots: default shots per measurement group for :meth:`run` (None: exact expectations).
       seed: default seed of shot estimates (see the module docstring).
-      max_batch: most circuits per backend call (the backend's job limit).
+      max_batch: most programs per backend call (the backend's job limit; see
+        :meth:`programs_per_circuit`).
       retries: extra attempts after a backend error (0: none).
       backoff: seconds before the first retry; doubled after each.
       cache_size: most cached circuit results (0: no cache).
@@ -249,8 +250,10 @@ class Executor(abc.ABC):
             else:
                 todo.setdefault(k, i)
         pending = list(todo.items())
-        for start in range(0, len(pending), self.max_batch):
-            chunk = pending[start : start + self.max_batch]
+        # max_batch bounds the backend's programs: a circuit measured in g groups is g of them.
+        per_call = max(1, self.max_batch // self.programs_per_circuit(obs, shots))
+        for start in range(0, len(pending), per_call):
+            chunk = pending[start : start + per_call]
             idx = [i for _, i in chunk]
             seeds = [circuit_seed(seed, fps[i]) for i in idx]
             vals = self._with_retries([circuits[i] for i in idx], obs, shots, seeds)
@@ -262,6 +265,14 @@ class Executor(abc.ABC):
             if k in todo:
                 out[i] = todo[k]
         return out
+
+    def programs_per_circuit(self, observables, shots) -> int:
+        """How many backend programs one circuit becomes (what ``max_batch`` counts); 1 by default.
+
+        Sampling backends override it: a circuit measured with shots is one program per
+        qubit-wise-commuting group of the observables.
+        """
+        return 1
 
     def _remember(self, key, value) -> None:
         if not self.cache_size:

@@ -22,10 +22,13 @@ Example:
     >>> layer = QuantumLayer(2, layers=1, rngs=nnx.Rngs(0))
     >>> x = jnp.array([[0.1, -0.4], [0.3, 0.2]])
     >>> exact = layer(x)
-    >>> attach(layer, LocalExecutor())
+    >>> ex = LocalExecutor()
+    >>> attach(layer, ex)
     1
-    >>> bool(jnp.allclose(jax.jit(lambda x: layer(x))(x), exact, atol=1e-5))
-    True
+    >>> bool(jnp.allclose(jax.jit(lambda x: layer(x))(x), exact, atol=1e-5)), ex.calls
+    (True, 1)
+    >>> attach(layer, None), type(layer).__name__
+    (1, 'QuantumLayer')
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from qwt.circuit import Circuit, gates
+from qwt.nn.quantum import QuantumLayer
 
-__all__ = ["layer_expectations", "attach", "check_executor"]
+__all__ = ["layer_expectations", "attach", "check_executor", "ExecutedQuantumLayer"]
 
 
 def check_executor(executor, layer) -> None:
@@ -144,8 +148,26 @@ def layer_expectations(layer, flat):
     return _expectation_fn(layer.executor, template, layer.n_qubits, layer.observables)(a)
 
 
+class ExecutedQuantumLayer(QuantumLayer):
+    """A :class:`qwt.nn.QuantumLayer` whose circuits run on ``self.executor`` (made by :func:`attach`).
+
+    The same module (same weights, options and checks on the input); only the forward differs: the
+    rows go through :func:`layer_expectations` instead of the layer's simulator. ``attach`` turns a
+    layer into one in place (``QuantumLayer`` itself never consults an executor), so a model keeps
+    its structure, and ``nnx.split``/``nnx.merge`` and checkpoints keep working on it.
+    """
+
+    def _per_data_shard(self, flat):
+        """The rows through the executor (the input checks of ``QuantumLayer.__call__`` ran first);
+        under a mesh the callback sees the gathered rows: an executor is one process's resource."""
+        return layer_expectations(self, flat)
+
+
 def attach(model, executor) -> int:
-    """Gives every :class:`qwt.nn.QuantumLayer` inside ``model`` this executor (None: detach).
+    """Makes every :class:`qwt.nn.QuantumLayer` inside ``model`` run on this executor (None: detach).
+
+    Each layer becomes, in place, an :class:`ExecutedQuantumLayer` holding ``executor`` (weights
+    untouched); ``executor=None`` turns them back into plain layers on their own simulator.
 
     Args:
       model: an ``nnx.Module`` (a QuantumLayer itself, a QTHA adapter, a whole adapted model).
@@ -159,12 +181,17 @@ def attach(model, executor) -> int:
     """
     from flax import nnx
 
-    from qwt.nn.quantum import QuantumLayer
-
     layers = [m for _, m in nnx.iter_modules(model) if isinstance(m, QuantumLayer)]
     if executor is not None:
         for layer in layers:
             check_executor(executor, layer)
     for layer in layers:
-        layer.executor = executor
+        # Only the class (its __call__) changes: both classes share every attribute but this one.
+        if executor is None:
+            layer.__class__ = QuantumLayer
+            if "executor" in vars(layer):
+                del layer.executor
+        else:
+            layer.__class__ = ExecutedQuantumLayer
+            layer.executor = executor
     return len(layers)

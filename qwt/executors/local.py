@@ -29,7 +29,12 @@ import numpy as np
 
 from qwt.executors.base import Executor
 
-__all__ = ["LocalExecutor"]
+__all__ = ["LocalExecutor", "NOISE_MAX_QUBITS"]
+
+
+#: Widest circuit the noisy (density-matrix) mode takes: ``4**n`` entries per row; at 10 qubits one
+#: 90-gate circuit took ~20 s on one CPU core, so a token batch would not finish.
+NOISE_MAX_QUBITS = 8
 
 
 def _pad(n: int) -> int:
@@ -40,7 +45,8 @@ class LocalExecutor(Executor):
     """qwt's simulators as an executor.
 
     Args:
-      noise: a :class:`qwt.noise.NoiseModel` (density matrix; small circuits), or None.
+      noise: a :class:`qwt.noise.NoiseModel` (density matrix; at most :data:`NOISE_MAX_QUBITS`
+        qubits), or None.
       max_bond: run MPS states with this bond cap instead of the state vector (no noise).
       **kwargs: :class:`~qwt.executors.base.Executor` options (``shots``, ``seed``, ``max_batch``,
         ``retries``, ``backoff``, ``cache_size``).
@@ -61,6 +67,11 @@ class LocalExecutor(Executor):
             raise ValueError(f"max_bond must be an int >= 1 or None, got {max_bond!r}")
         self.noise, self.max_bond = noise, max_bond
         self._compiled: dict = {}
+
+    @property
+    def n_qubits(self) -> int | None:
+        """:data:`NOISE_MAX_QUBITS` with a noise model (density matrix), else unbounded."""
+        return NOISE_MAX_QUBITS if self.noise is not None else None
 
     def _one(self, obs, shots):
         """``f(circuit, key) -> (n_obs,)`` for this executor's mode."""

@@ -8,7 +8,8 @@ declares one), and counts become expectations. ``shots=None`` (exact) needs an A
 state vector is saved (``save_statevector``) and ``<psi|O|psi>`` read from it.
 
 Aer takes ``seed_simulator``: a job's seed is derived from its circuits' seeds, so shot estimates
-are reproducible for a given executor seed.
+are reproducible for a given executor seed and batch (unlike the local executor's, a circuit's
+estimate also depends on the other circuits of its job; the cache keeps its first one).
 
 Example:
     >>> import qwt
@@ -65,6 +66,10 @@ class QiskitExecutor(Executor):
     def n_qubits(self) -> int | None:
         n = getattr(self.backend, "num_qubits", None)
         return int(n) if isinstance(n, int) else None
+
+    def programs_per_circuit(self, observables, shots) -> int:
+        """One measured program per QWC group with shots; one state-vector run when exact."""
+        return 1 if shots is None else max(1, len(groups(observables)))
 
     def circuits(self, circuits, observables) -> list:
         """The measured ``QuantumCircuit`` objects: circuit-major, one per QWC group."""

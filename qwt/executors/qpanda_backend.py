@@ -99,6 +99,10 @@ class QPandaExecutor(Executor):
     def n_qubits(self) -> int | None:
         return self._width
 
+    def programs_per_circuit(self, observables, shots) -> int:
+        """One measured program per QWC group with shots; one state-vector run when exact."""
+        return 1 if shots is None else max(1, len(groups(observables)))
+
     def programs(self, circuits, observables) -> list:
         """The measured ``QProg`` objects of ``circuits``: circuit-major, one per QWC group."""
         gs = groups(observables)
