@@ -13,7 +13,9 @@ import subprocess
 import sys
 
 import jax
+import numpy as np
 import pytest
+from jax.sharding import Mesh
 
 import qwt
 from qwt.statevector import sharded
@@ -94,3 +96,34 @@ def test_single_device_mesh_and_errors_in_process():
         sharded.expectation(c, [], mesh)
     with pytest.raises(ValueError, match="gradient must be 'adjoint' or 'autodiff'"):
         sharded.state(c, mesh, gradient="backprop")
+
+
+def _repeated_mesh(shape, names):
+    """A mesh of ``shape`` made of this process's one device repeated: enough for the checks, which
+    read only its sizes and names and must refuse before anything is placed on it."""
+    grid = np.empty(shape, dtype=object)
+    grid.fill(jax.devices()[0])
+    return Mesh(grid, names)
+
+
+def test_bad_configurations_rejected_in_process_before_any_work():
+    c4 = qwt.Circuit(4).h(0).cnot(0, 3)
+    for f in (lambda m: qwt.statevector.state(c4, mesh=m), lambda m: qwt.statevector.expectation(c4, qwt.Z(0), mesh=m)):
+        with pytest.raises(ValueError, match=r"mesh size 3 \(shape \{'sv': 3\}\) is not a power of two"):
+            f(_repeated_mesh((3,), ("sv",)))
+        with pytest.raises(ValueError, match=r"mesh size 6 \(shape \{'a': 2, 'b': 3\}\) is not a power of two"):
+            f(_repeated_mesh((2, 3), ("a", "b")))
+        # 16 devices = 4 global qubits: as many as the circuit has, none left local.
+        with pytest.raises(ValueError, match="a 4-qubit state cannot be split over 16 devices: that needs 4 global "
+                                             r"qubits and leaves no local one \(use at most 8 devices\)"):
+            f(_repeated_mesh((16,), ("sv",)))
+    with pytest.raises(ValueError, match="8 devices leave 1 local qubits, but a 3-qubit gate must run on local qubits"):
+        qwt.statevector.state(qwt.Circuit(4).toffoli(0, 1, 2), mesh=_repeated_mesh((8,), ("sv",)))
+    assert sharded.n_global_qubits(_repeated_mesh((8,), ("sv",)), 4) == 3
+    data8 = _repeated_mesh((8,), ("data",))
+    with pytest.raises(ValueError, match=r"mesh has axes \('data',\), not 'model'"):
+        sharded.shard_batch(np.zeros((8, 2)), data8, "model")
+    with pytest.raises(ValueError, match=r"batch of shape \(12, 2\) does not split over 8 devices of axis 'data'"):
+        sharded.shard_batch(np.zeros((12, 2)), data8, "data")
+    with pytest.raises(TypeError, match="must be a jax.sharding.Mesh"):
+        sharded.shard_batch(np.zeros((8, 2)), "data=8", "data")

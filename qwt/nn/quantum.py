@@ -289,6 +289,31 @@ class QuantumLayer(nnx.Module):
         flat = x.reshape(-1, self.in_features).astype(jnp.float32)
         if flat.shape[0] == 0:
             return jnp.zeros((*lead, self.out_features), x.dtype)
+        return self._per_data_shard(flat).reshape(*lead, self.out_features).astype(x.dtype)
+
+    def _per_data_shard(self, flat):
+        """:meth:`_rows` on each ``data`` shard's own rows when traced under a mesh with a ``data`` axis.
+
+        Under ``jax.set_mesh`` (``qwt.training.mesh.under_mesh``) the rows are the tokens, split
+        along ``data``; left to the SPMD partitioner, the simulators' chunking (``lax.map`` over
+        fixed-size chunks, the Pallas kernel's grid) does not line up with the per-device rows and
+        XLA gathers them. ``shard_map`` runs each device's rows through the same simulator; the
+        angles enter replicated, so their gradient is an all-reduce. A row count that ``data`` does
+        not divide (or no mesh) runs unsplit.
+        """
+        from jax.sharding import PartitionSpec as P
+
+        mesh = jax.sharding.get_abstract_mesh()
+        d = 1 if mesh.empty else dict(mesh.shape).get("data", 1)
+        if d == 1 or flat.shape[0] % d:
+            return self._rows(flat)
+        graphdef, state = nnx.split(self)
+        per_shard = jax.shard_map(lambda st, rows: nnx.merge(graphdef, st)._rows(rows), mesh=mesh,
+                                  in_specs=(P(), P("data")), out_specs=P("data"))
+        return per_shard(state, flat)
+
+    def _rows(self, flat):
+        """Expectations of the rows ``flat`` (shape ``(B, in_features)``, float32), ``(B, out_features)``."""
         if self.simulator == "mps":
             from qwt import mps
 
@@ -302,4 +327,4 @@ class QuantumLayer(nnx.Module):
             else:
                 psi0 = _enc.amplitude_state(flat)
             out = self._batched_statevector(psi0)
-        return out.reshape(*lead, self.out_features).astype(x.dtype)
+        return out

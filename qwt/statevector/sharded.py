@@ -358,6 +358,7 @@ def shard_batch(x, mesh: Mesh, axis: str):
     sharded along the batch (each device simulates its own slice, no gather).
 
     Raises:
+      TypeError: ``mesh`` is not a ``jax.sharding.Mesh``.
       ValueError: unknown axis, or a batch the axis size does not divide.
 
     Example:
@@ -366,6 +367,8 @@ def shard_batch(x, mesh: Mesh, axis: str):
       >>> shard_batch(jnp.zeros((4, 3)), m, "data").sharding.spec
       P('data',)
     """
+    if not isinstance(mesh, Mesh):
+        raise TypeError(f"shard_batch: mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
     if axis not in mesh.axis_names:
         raise ValueError(f"shard_batch: mesh has axes {mesh.axis_names}, not {axis!r}")
     shape = np.shape(x)  # checked before the batch is put on any device

@@ -332,6 +332,10 @@ def finetune(spec: JobSpec, out_dir, *, resume: bool = True, progress: bool | No
     """
     from qwt import data, peft
 
+    if mesh is not None:  # a mesh that does not fit the batch fails before the base is loaded
+        from qwt.training import mesh as qmesh
+
+        qmesh.check_batch_size(spec.train.batch_size, mesh)
     train_ex, eval_ex = _split(spec) if splits is None else splits  # data errors first: they are cheap
     base = base if base is not None else load_base(spec.model, seed=spec.train.seed)
     _check_finite(base[0], spec.model)

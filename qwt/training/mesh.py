@@ -13,15 +13,21 @@ places, before the first step:
 The jitted step is unchanged: XLA's SPMD partitioner inserts the collectives (all-gathers of the
 base weights for FSDP, a mean over the data axis for the loss and gradients). The mesh uses Auto
 axes so the existing models need no sharding annotations; the step is traced under the mesh
-(:func:`under_mesh`), which lets a ``QuantumLayer`` split its rows per ``data`` shard, so the
-per-token circuits stay with their tokens (no gather of all circuits to one device).
+(:func:`under_mesh`), where a ``QuantumLayer`` runs each ``data`` shard's rows on that shard
+(``jax.shard_map``), so the per-token circuits stay with their tokens (no all-gather of circuit
+inputs; tests/multidevice/qnn_sharding_checks.py reads the compiled programs for it).
+
+The axis sizes must multiply to the number of devices (:func:`make_mesh`); bad meshes (unknown or
+repeated axis, wrong device count, a ``data`` size that does not divide the batch) are refused
+before anything is placed.
 
 Checkpoints (:mod:`qwt.training.checkpoint`) are saved from the placed arrays (each process
 writes its shards) and restored straight into the current mesh's placement, so a run resumes on
 any mesh shape, or on one device.
 
-Multi-host: call ``jax.distributed.initialize()`` in every process before building the mesh;
-``jax.devices()`` then lists every host's devices (see the README).
+Multi-host: call ``jax.distributed.initialize(...)`` in every process before anything else uses
+JAX; ``jax.devices()`` then lists every host's devices and :func:`make_mesh` spans them all (the
+README's "Multi-device and multi-host" section has a launcher for ``qwt finetune``).
 
 Example:
     >>> spec = parse_mesh("data=1,fsdp=1")
@@ -91,10 +97,23 @@ def parse_mesh(text: str) -> MeshSpec:
 
 
 def make_mesh(spec: MeshSpec, devices=None) -> Mesh:
-    """The ``(data, fsdp)`` mesh over the first ``spec.size`` of ``devices`` (default all).
+    """The ``(data, fsdp)`` mesh over ``devices`` (default ``jax.devices()``: every host's devices).
+
+    The axis sizes must multiply to the number of devices: a smaller mesh would leave devices idle
+    (and, on several hosts, processes out of the computation). To use part of the devices on
+    purpose, pass them: ``make_mesh(spec, jax.devices()[:spec.size])``.
 
     Raises:
-      ValueError: more devices asked for than exist (named, with the XLA flag for CPU tests).
+      ValueError: more devices asked for than exist (named, with the XLA flag for CPU tests), or
+        fewer than ``devices`` holds.
+
+    Example:
+      >>> import jax
+      >>> try:
+      ...     make_mesh(MeshSpec(1, 1), [jax.devices()[0]] * 2)
+      ... except ValueError as e:
+      ...     print(str(e)[:72])
+      mesh data=1,fsdp=1 has 1 device but 2 are given; the product of the axis
     """
     if not isinstance(spec, MeshSpec):
         raise TypeError(f"make_mesh takes a MeshSpec, got {type(spec).__name__}")
@@ -104,7 +123,13 @@ def make_mesh(spec: MeshSpec, devices=None) -> Mesh:
             f"mesh data={spec.data},fsdp={spec.fsdp} needs {spec.size} devices, only {len(devices)} "
             f"{'is' if len(devices) == 1 else 'are'} available ({devices[0].platform}); on CPU, set "
             f"XLA_FLAGS=--xla_force_host_platform_device_count={spec.size} before starting")
-    grid = np.asarray(devices[: spec.size], dtype=object).reshape(spec.data, spec.fsdp)
+    if spec.size < len(devices):
+        raise ValueError(
+            f"mesh data={spec.data},fsdp={spec.fsdp} has {spec.size} device{'s' if spec.size > 1 else ''} but "
+            f"{len(devices)} are given; the product of the axis sizes must equal the device count "
+            f"(e.g. data={len(devices) // spec.fsdp if len(devices) % spec.fsdp == 0 else len(devices)},"
+            f"fsdp={spec.fsdp if len(devices) % spec.fsdp == 0 else 1}), or pass devices=jax.devices()[:{spec.size}]")
+    grid = np.asarray(devices, dtype=object).reshape(spec.data, spec.fsdp)
     return Mesh(grid, AXES, axis_types=(AxisType.Auto, AxisType.Auto))
 
 

@@ -6,6 +6,8 @@ data=2,fsdp=4 mesh that crashes after step 12 (checkpoint at step 10); resumed o
 data=4,fsdp=2 mesh. The loss curves and final adapters must agree.
 """
 
+import contextlib
+import io
 import json
 import os
 import pathlib
@@ -20,7 +22,7 @@ import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from qwt import data, peft  # noqa: E402
-from qwt.training import JobSpec, TrainConfig, train  # noqa: E402
+from qwt.training import JobSpec, TrainConfig, finetune, train  # noqa: E402
 from qwt.training import mesh as qmesh  # noqa: E402
 from qwt.training.jobs import _split, build_adapted, load_base  # noqa: E402
 
@@ -80,9 +82,12 @@ def main():
     errs = {}
     for name, fn in {
         "too_many_devices": lambda: qmesh.make_mesh(qmesh.parse_mesh("data=4,fsdp=4")),
+        "too_few_devices": lambda: qmesh.make_mesh(qmesh.parse_mesh("data=2,fsdp=2")),
         "batch_indivisible": lambda: train(build_adapted(spec, base=load_base(spec.model, seed=0))[0],
                                            TrainConfig(steps=1, batch_size=6), Crashing(None),
-                                           mesh=qmesh.make_mesh(qmesh.parse_mesh("data=4"))),
+                                           mesh=qmesh.make_mesh(qmesh.parse_mesh("data=4,fsdp=2"))),
+        "finetune_batch_indivisible": lambda: finetune(spec.replace(train=TrainConfig(steps=1, batch_size=6)),
+                                                       tmp / "bad_finetune", mesh=mesh42),
     }.items():
         try:
             fn()
@@ -98,8 +103,12 @@ def main():
             "--max-len", "96", "--batch-size", "4", "--warmup", "0", "--steps", "2", "--no-eval"]
     out["cli_ok"] = cli(["finetune", *tiny, "--mesh", "data=2,fsdp=4", "--out", str(tmp / "cli")])
     out["cli_ckpt"] = sorted(p.name for p in (tmp / "cli" / "checkpoints").iterdir())
-    out["cli_bad"] = {m: cli(["finetune", *tiny, "--mesh", m, "--out", str(tmp / ("bad" + m))])
-                      for m in ("data=3", "data=16", "model=2", "data=2,data=2")}
+    out["cli_bad"], out["cli_bad_messages"] = {}, {}
+    for m in ("data=3", "data=16", "data=2", "data=8", "model=2", "data=2,data=2"):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):  # data=8: batch 4 does not split; data=2: 2 of 8 devices
+            out["cli_bad"][m] = cli(["finetune", *tiny, "--mesh", m, "--out", str(tmp / ("bad" + m))])
+        out["cli_bad_messages"][m] = err.getvalue()
     out["cli_bad_written"] = sorted(p.name for p in tmp.iterdir() if p.name.startswith("bad"))
     print("RESULT " + json.dumps(out))
 
