@@ -39,7 +39,7 @@ from qwt.circuit import lower as _lower
 from qwt.circuit.lower import find_period
 
 __all__ = ["Block", "Segment", "Plan", "Packed", "build", "find_period", "fuse", "pack", "cost", "K_MAX",
-           "MIN_REPS", "MIN_SCAN_OPS", "CROSS_MIN_OPS", "PACK_MIN_BLOCKS"]
+           "MIN_REPS", "MIN_SCAN_OPS", "CROSS_MIN_OPS", "PACK_MIN_BLOCKS", "PACK_MIN_OPS"]
 
 #: Largest number of wires of a fused dense block (2**k x 2**k matrix); 4 balances flops
 #: (2**k per amplitude per block) against passes over the state on CPU.
@@ -51,6 +51,9 @@ CROSS_MIN_OPS = 32
 #: A straight segment that fuses into at least this many blocks runs as one ``lax.scan`` over
 #: blocks padded to one shape (:func:`pack`), so its compile time does not grow with its length.
 PACK_MIN_BLOCKS = 48
+#: ... or with at least this many operations (a few wide blocks of thousands of gates each would
+#: otherwise compose every gate's matrix in the trace, so compile time would grow with the gates).
+PACK_MIN_OPS = 256
 
 Key = tuple  # (name, wires)
 
@@ -130,6 +133,16 @@ def _pack(blocks: list[tuple[set, list]], k_max: int) -> list[Block]:
     return out
 
 
+def _flush(out: list, stage, open_: list, run: list, ops: Sequence[Key], k_max: int) -> None:
+    """Closes the current stage of a fusion pass onto ``out``: the open dense groups packed into
+    blocks, or the diagonal/permutation run as one block (shared by both fusion modes)."""
+    if stage == "dense":
+        out.extend(_pack(open_, k_max))
+    elif stage in ("diag", "perm") and run:
+        wires = sorted({w for i in run for w in ops[i][1]})
+        out.append(Block(stage, tuple(wires), tuple(run)))
+
+
 def _fuse_stages(ops: Sequence[Key], k_max: int) -> tuple[Block, ...]:
     """The original staged fusion: a diagonal or permutation gate joins an open dense group only
     when all its wires are already in that one group; otherwise it starts (or extends) a
@@ -138,15 +151,6 @@ def _fuse_stages(ops: Sequence[Key], k_max: int) -> tuple[Block, ...]:
     stage = None
     open_: list[tuple[set, list]] = []
     run: list[int] = []
-
-    def close():
-        nonlocal open_, run
-        if stage == "dense":
-            out.extend(_pack(open_, k_max))
-        elif stage in ("diag", "perm") and run:
-            wires = sorted({w for i in run for w in ops[i][1]})
-            out.append(Block(stage, tuple(wires), tuple(run)))
-        open_, run = [], []
 
     for i, (name, wires) in enumerate(ops):
         kind, ws = op_kind(name), set(wires)
@@ -168,13 +172,14 @@ def _fuse_stages(ops: Sequence[Key], k_max: int) -> tuple[Block, ...]:
         elif stage == kind:
             run.append(i)
             continue
-        close()
+        _flush(out, stage, open_, run, ops, k_max)
+        open_, run = [], []
         stage = kind
         if kind == "dense":
             open_ = [(ws, [i])]
         else:
             run = [i]
-    close()
+    _flush(out, stage, open_, run, ops, k_max)
     return tuple(out)
 
 
@@ -189,15 +194,6 @@ def _fuse_cross(ops: Sequence[Key], k_max: int) -> tuple[Block, ...]:
     stage = None
     open_: list[tuple[set, list]] = []
     run: list[int] = []
-
-    def close():
-        nonlocal open_, run
-        if stage == "dense":
-            out.extend(_pack(open_, k_max))
-        elif stage in ("diag", "perm") and run:
-            wires = sorted({w for i in run for w in ops[i][1]})
-            out.append(Block(stage, tuple(wires), tuple(run)))
-        open_, run = [], []
 
     for i, (name, wires) in enumerate(ops):
         kind, ws = op_kind(name), set(wires)
@@ -215,13 +211,14 @@ def _fuse_cross(ops: Sequence[Key], k_max: int) -> tuple[Block, ...]:
         elif stage == kind:
             run.append(i)
             continue
-        close()
+        _flush(out, stage, open_, run, ops, k_max)
+        open_, run = [], []
         stage = kind
         if kind == "dense":
             open_ = [(ws, [i])]
         else:
             run = [i]
-    close()
+    _flush(out, stage, open_, run, ops, k_max)
     return tuple(out)
 
 
@@ -391,7 +388,8 @@ def build(
       min_reps, min_ops: thresholds of the periodicity detection.
       fusion: the ``mode`` of :func:`fuse` (``"stages"`` reproduces the fusion before #12).
       pack_min_blocks: straight segments with at least this many blocks are packed
-        (:func:`pack`, one scan over blocks); None never packs.
+        (:func:`pack`, one scan over blocks), as are those of at least :data:`PACK_MIN_OPS`
+        operations; None never packs.
 
     Returns:
       ``(plan, params)``: ``params[s][j]`` is the tuple of arrays of operation ``j`` of
@@ -407,7 +405,8 @@ def build(
     for seg in low.segments:
         blocks = fuse(seg.gates, k_max, fusion)
         packed = None
-        if seg.length is None and pack_min_blocks is not None and len(blocks) >= pack_min_blocks:
+        long = pack_min_blocks is not None and (len(blocks) >= pack_min_blocks or len(seg.gates) >= PACK_MIN_OPS)
+        if seg.length is None and long:
             found = pack(seg.gates, low.n_qubits, k_max)
             if found is not None:
                 blocks, packed = found
