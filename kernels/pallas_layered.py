@@ -14,10 +14,13 @@ reverse, un-applying each (steps are unitary) while accumulating the operand cot
 w.r.t. circuit angles and observable coefficients follow by ordinary autodiff of the operand
 construction, which runs outside the kernel (:mod:`qwt.layered.compile`).
 
-Public entry: :func:`layered_expectations` (also reachable as ``qwt.kernels.layered_expectations``),
-with the plain-jnp reference :func:`layered_expectations_reference` (the test oracle) and
-:func:`layered_states_reference` (the final states) in the same module; ``impl="xla"`` runs the
-cache-blocked XLA implementation in :mod:`qwt.kernels.xla_layered`.
+Public entry: :func:`layered_expectations` (also reachable as ``qwt.kernels.layered_expectations``).
+The op is three files: this one (the ``pallas_call`` wrappers, the ``custom_vjp`` and the entries),
+:mod:`qwt.kernels.pallas_layered_kernel` (the forward and backward kernel bodies) and
+:mod:`qwt.kernels.layered_reference` (the input checks and the plain-jnp reference
+:func:`layered_expectations_reference`, the test oracle, with :func:`layered_states_reference`,
+the final states; both re-exported here). ``impl="xla"`` runs the cache-blocked XLA
+implementation in :mod:`qwt.kernels.xla_layered`.
 
 Example:
     >>> import jax.numpy as jnp
@@ -45,368 +48,14 @@ from jax.experimental import pallas as pl
 
 from qwt.kernels import blocks as _blocks
 from qwt.kernels import xla_layered as _xla_layered
-from qwt.kernels.layered_program import OPERAND_KEYS, LayeredProgram, segment_operands, split_qubits
+from qwt.kernels.layered_program import LayeredProgram
+from qwt.kernels.layered_reference import (PRECISIONS, check_layered_inputs, check_precision,
+                                           layered_expectations_reference, layered_states_reference)
+from qwt.kernels.pallas_layered_kernel import bwd_kernel, fwd_kernel
 
 __all__ = ["layered_expectations", "layered_expectations_reference", "layered_states_reference", "layered_terms_pallas"]
 
 _HI = lax.Precision.HIGHEST
-_DIFF_KEYS = ("L", "R", "D")
-
-
-# ------------------------------------------------------------------------------------ checks
-def _check(program, operands, inputs):
-    if not isinstance(program, LayeredProgram):
-        raise TypeError(f"program must be a LayeredProgram (see qwt.layered.compile_layered), got {type(program).__name__}")
-    missing = set(OPERAND_KEYS) - set(operands)
-    if missing:
-        raise ValueError(f"operands lack {sorted(missing)}")
-    inputs = jnp.asarray(inputs)
-    n = program.n_qubits
-    if inputs.ndim != 2 or inputs.shape[1] != n:
-        raise ValueError(f"inputs must have shape (batch, {n}), got {inputs.shape}")
-    if not jnp.issubdtype(inputs.dtype, jnp.floating):
-        raise TypeError(f"inputs must be real angles, got dtype {inputs.dtype}")
-    h, l = split_qubits(n)
-    want = {
-        "L": (program.n_terms, 2**h, 2**h),
-        "R": (program.n_terms, 2**l, 2**l),
-        "D": (program.n_diags, 2**h, 2**l),
-        "U": (2**h, program.n_readout_terms),
-        "V": (2**l, program.n_readout_terms),
-        "C": (program.n_readout_terms, program.n_outputs),
-    }
-    for k, shape in want.items():
-        if tuple(operands[k].shape) != shape:
-            raise ValueError(f"operand {k!r} has shape {tuple(operands[k].shape)}, the program needs {shape}")
-    return inputs
-
-
-# ------------------------------------------------------------------------------ jnp reference
-def _reference_states(program: LayeredProgram, ops, inputs, precision=_HI):
-    """The final states ``(B, 2**h, 2**l)`` in plain jnp (complex arithmetic, one state per sample)."""
-    n = program.n_qubits
-    h, l = split_qubits(n)
-    dtype = ops["L"].dtype if ops["L"].size else ops["D"].dtype
-    if not jnp.issubdtype(dtype, jnp.complexfloating):
-        dtype = jnp.complex64
-    B = inputs.shape[0]
-    c, s = jnp.cos(inputs / 2), jnp.sin(inputs / 2)
-    psi = jnp.ones((B, 1), c.dtype)
-    for q in range(n):
-        psi = (psi[:, :, None] * jnp.stack([c[:, q], s[:, q]], axis=-1)[:, None, :]).reshape(B, -1)
-    psi = psi.reshape(B, 2**h, 2**l).astype(dtype)
-    for seg, L, R, D in segment_operands(program, ops):
-
-        def body(psi, xs, kinds=seg.kinds):
-            Lr, Rr, Dr = xs
-            ti = di = 0
-            for kind in kinds:
-                if kind[0] == "dense":
-                    psi = sum(
-                        jnp.einsum("ij,bjm,lm->bil", Lr[ti + k], psi, Rr[ti + k], precision=precision)
-                        for k in range(kind[1])
-                    )
-                    ti += kind[1]
-                else:
-                    psi = psi * Dr[di][None, :, :]
-                    di += 1
-            return psi, None
-
-        psi, _ = lax.scan(body, psi, (L, R, D))
-    return psi
-
-
-def _reference_terms(program: LayeredProgram, ops, inputs, precision=_HI):
-    """Per-read-out-term expectations ``(B, T)`` in plain jnp (complex arithmetic)."""
-    psi = _reference_states(program, ops, inputs, precision)
-    outs, t0, g = [], 0, 0
-    for rotated, nt in program.groups:
-        phi = psi
-        if rotated:
-            phi = jnp.einsum("ij,bjm,lm->bil", ops["GL"][g], psi, ops["GR"][g], precision=_HI)
-            g += 1
-        p = jnp.real(phi) ** 2 + jnp.imag(phi) ** 2
-        outs.append(jnp.einsum("bil,it,lt->bt", p, ops["U"][:, t0 : t0 + nt], ops["V"][:, t0 : t0 + nt], precision=_HI))
-        t0 += nt
-    return jnp.concatenate(outs, axis=1)
-
-
-def layered_expectations_reference(program: LayeredProgram, operands, inputs, *, precision: str = "highest"):
-    """:func:`layered_expectations` in plain jnp: one complex state per sample (the test oracle).
-
-    Args:
-      program: a :class:`LayeredProgram` (e.g. from :func:`qwt.layered.compile_layered`).
-      operands: the matching operand dict.
-      inputs: ``(B, n)`` encoding angles, RY(inputs[b, q]) on qubit q of ``|0...0>``.
-      precision: as for :func:`layered_expectations`.
-
-    Returns:
-      ``(B, n_outputs)`` real expectations.
-    """
-    inputs = _check(program, operands, inputs)
-    terms = _reference_terms(program, operands, inputs, _PRECISIONS[_check_precision(precision)])
-    return jnp.matmul(terms, operands["C"].astype(terms.dtype), precision=_HI)
-
-
-def layered_states_reference(program: LayeredProgram, operands, inputs, *, precision: str = "highest"):
-    """The final state of every sample, ``(B, 2**n)`` (qubit 0 most significant), in plain jnp.
-
-    The kernels never write states out (only read-outs leave the chip); this is the program's
-    circuit on the same RY-encoded inputs, for callers that want the states themselves.
-
-    Args:
-      program, operands, inputs, precision: as for :func:`layered_expectations_reference`
-        (the read-out operands are checked but not used).
-
-    Returns:
-      Complex ``(B, 2**n)`` states in the operands' dtype.
-    """
-    inputs = _check(program, operands, inputs)
-    psi = _reference_states(program, operands, inputs, _PRECISIONS[_check_precision(precision)])
-    return psi.reshape(psi.shape[0], -1)
-
-
-# ------------------------------------------------------------------------ in-kernel helpers
-class _Mat:
-    """Complex matmuls on (re, im) plane pairs at one precision; an imaginary plane of ``None``
-    marks a real operand (a real layer such as RY needs half the real matmuls)."""
-
-    def __init__(self, precision):
-        self.precision = precision
-
-    def dot(self, a, b, ca, cb):
-        dims = (((ca,), (cb,)), ((), ()))
-        return lax.dot_general(a, b, dims, precision=self.precision, preferred_element_type=a.dtype)
-
-    def cdot(self, a, b, ca=1, cb=0, conj_a=False, conj_b=False):
-        """Complex dot_general contracting ``a``'s axis ``ca`` with ``b``'s axis ``cb``."""
-        (ar, ai), (br, bi) = a, b
-        ai = -ai if conj_a and ai is not None else ai
-        bi = -bi if conj_b and bi is not None else bi
-        re = self.dot(ar, br, ca, cb)
-        if ai is not None and bi is not None:
-            return re - self.dot(ai, bi, ca, cb), self.dot(ar, bi, ca, cb) + self.dot(ai, br, ca, cb)
-        if bi is None:
-            return re, self.dot(ai, br, ca, cb)
-        return re, self.dot(ar, bi, ca, cb)
-
-    def right(self, x, m, dh, tb, dl, conj=False, transpose=True):
-        """``x R^T`` (or ``x conj(R)`` with ``transpose=False, conj=True``) on the low axis."""
-        flat = (x[0].reshape(dh * tb, dl), x[1].reshape(dh * tb, dl))
-        r = self.cdot(flat, m, 1, 1 if transpose else 0, conj_b=conj)
-        return r[0].reshape(dh, tb, dl), r[1].reshape(dh, tb, dl)
-
-    def left(self, m, x, dh, tb, dl, conj_t=False):
-        """``L x`` (or ``L^H x`` with ``conj_t``) on the high axis."""
-        flat = (x[0].reshape(dh, tb * dl), x[1].reshape(dh, tb * dl))
-        r = self.cdot(m, flat, 0 if conj_t else 1, 0, conj_a=conj_t)
-        return r[0].reshape(dh, tb, dl), r[1].reshape(dh, tb, dl)
-
-
-_PRECISIONS = {"highest": lax.Precision.HIGHEST, "tf32": lax.Precision.DEFAULT}
-
-
-def _add(a, b):
-    return a[0] + b[0], a[1] + b[1]
-
-
-def _cmul(a, b, conj_b=False):
-    br, bi = b
-    bi = -bi if conj_b else bi
-    return a[0] * br - a[1] * bi, a[0] * bi + a[1] * br
-
-
-def _load(ref_r, ref_i, idx, real=False):
-    return ref_r[idx], (None if real else ref_i[idx])
-
-
-def _is_real(kind) -> bool:
-    return len(kind) > 2 and kind[2]
-
-
-def _bit_masks(n, dh, tb, dl):
-    """Per qubit, a boolean (dh, tb, dl) mask of ``bit_q(index) == 1``."""
-    h = n // 2
-    hi = lax.broadcasted_iota(jnp.int32, (dh, tb, dl), 0)
-    lo = lax.broadcasted_iota(jnp.int32, (dh, tb, dl), 2)
-    masks = []
-    for q in range(n):
-        if q < h:
-            masks.append(((hi >> (h - 1 - q)) & 1) == 1)
-        else:
-            masks.append(((lo >> (n - 1 - q)) & 1) == 1)
-    return masks
-
-
-def _factors(enc_ref, sl, masks, dh, tb, dl):
-    """Per qubit, the (dh, tb, dl) broadcast of its encoding amplitude for each basis index."""
-    out = []
-    for q, m in enumerate(masks):
-        c = enc_ref[q, 0, sl][None, :, None]
-        s = enc_ref[q, 1, sl][None, :, None]
-        out.append(jnp.where(m, jnp.broadcast_to(s, (dh, tb, dl)), jnp.broadcast_to(c, (dh, tb, dl))))
-    return out
-
-
-def _seg_offsets(program):
-    t0 = d0 = 0
-    for seg in program.segments:
-        yield seg, t0, d0
-        t0 += seg.terms_per_repeat * seg.repeats
-        d0 += seg.diags_per_repeat * seg.repeats
-
-
-def _forward_tile(mo, program, refs, psi, dh, tb, dl):
-    Lr, Li, Rr, Ri, Dr, Di = refs
-    for seg, t0, d0 in _seg_offsets(program):
-
-        def body(r, psi, seg=seg, t0=t0, d0=d0):
-            ti = t0 + r * seg.terms_per_repeat
-            di = d0 + r * seg.diags_per_repeat
-            for kind in seg.kinds:
-                if kind[0] == "dense":
-                    acc = None
-                    for k in range(kind[1]):
-                        m = mo.right(psi, _load(Rr, Ri, ti + k, _is_real(kind)), dh, tb, dl)
-                        m = mo.left(_load(Lr, Li, ti + k, _is_real(kind)), m, dh, tb, dl)
-                        acc = m if acc is None else _add(acc, m)
-                    psi = acc
-                    ti = ti + kind[1]
-                else:
-                    psi = _cmul(psi, (Dr[di][:, None, :], Di[di][:, None, :]))
-                    di = di + 1
-            return psi
-
-        psi = lax.fori_loop(0, seg.repeats, body, psi)
-    return psi
-
-
-def _readout_tile(mo, program, refs, psi, dh, tb, dl, emit):
-    """Calls ``emit(t0, nt, g, phi)`` per read-out group: its first term, term count, basis-change
-    index (``None`` when unrotated) and the state in its measurement basis."""
-    GLr, GLi, GRr, GRi, U, V = refs
-    t0 = g = 0
-    for rotated, nt in program.groups:
-        phi = psi
-        if rotated:
-            phi = mo.right(psi, _load(GRr, GRi, g), dh, tb, dl)
-            phi = mo.left(_load(GLr, GLi, g), phi, dh, tb, dl)
-            g += 1
-        emit(t0, nt, g - 1 if rotated else None, phi)
-        t0 += nt
-
-
-# --------------------------------------------------------------------------------- kernels
-def _fwd_kernel(enc_ref, Lr, Li, Rr, Ri, Dr, Di, GLr, GLi, GRr, GRi, U, V, out_ref, *, program, tb, tp, precision):
-    mo, hi = _Mat(_PRECISIONS[precision]), _Mat(_HI)
-    n = program.n_qubits
-    h, l = split_qubits(n)
-    dh, dl = 2**h, 2**l
-    masks = _bit_masks(n, dh, tb, dl)
-
-    def tile(i, carry):
-        sl = pl.ds(i * tb, tb)
-        f = _factors(enc_ref, sl, masks, dh, tb, dl)
-        psi_r = functools.reduce(lambda a, b: a * b, f)
-        psi = _forward_tile(mo, program, (Lr, Li, Rr, Ri, Dr, Di), (psi_r, jnp.zeros_like(psi_r)), dh, tb, dl)
-
-        def emit(t0, nt, g, phi):
-            p = phi[0] * phi[0] + phi[1] * phi[1]
-            q = hi.dot(p.reshape(dh * tb, dl), V[:, t0 : t0 + nt], 1, 0).reshape(dh, tb, nt)
-            out_ref[sl, t0 : t0 + nt] = jnp.sum(U[:, t0 : t0 + nt][:, None, :] * q, axis=0).astype(out_ref.dtype)
-
-        _readout_tile(mo, program, (GLr, GLi, GRr, GRi, U, V), psi, dh, tb, dl, emit)
-        return carry
-
-    lax.fori_loop(0, tp, tile, 0)
-
-
-def _bwd_kernel(enc_ref, Lr, Li, Rr, Ri, Dr, Di, GLr, GLi, GRr, GRi, U, V, gout_ref,
-                genc_ref, gLr, gLi, gRr, gRi, gDr, gDi, *, program, tb, tp, precision):  # fmt: skip
-    mo, hi = _Mat(_PRECISIONS[precision]), _Mat(_HI)
-    n = program.n_qubits
-    h, l = split_qubits(n)
-    dh, dl = 2**h, 2**l
-    masks = _bit_masks(n, dh, tb, dl)
-    for ref in (gLr, gLi, gRr, gRi, gDr, gDi):
-        ref[...] = jnp.zeros(ref.shape, ref.dtype)
-
-    def tile(i, carry):
-        sl = pl.ds(i * tb, tb)
-        f = _factors(enc_ref, sl, masks, dh, tb, dl)
-        psi_r = functools.reduce(lambda a, b: a * b, f)
-        psi = _forward_tile(mo, program, (Lr, Li, Rr, Ri, Dr, Di), (psi_r, jnp.zeros_like(psi_r)), dh, tb, dl)
-        lam = [jnp.zeros_like(psi_r), jnp.zeros_like(psi_r)]
-
-        def emit(t0, nt, g, phi):
-            # d<Z-term>/d(phi) = 2 phi * W with W[hi, b, lo] = sum_t U[hi, t] g[b, t] V[lo, t].
-            gt = gout_ref[sl, t0 : t0 + nt].astype(phi[0].dtype)
-            a = (U[:, t0 : t0 + nt][:, None, :] * gt[None, :, :]).reshape(dh * tb, nt)
-            w = hi.dot(a, V[:, t0 : t0 + nt], 1, 1).reshape(dh, tb, dl)
-            lp = (2 * phi[0] * w, 2 * phi[1] * w)
-            if g is not None:
-                lp = mo.right(lp, _load(GRr, GRi, g), dh, tb, dl, conj=True, transpose=False)
-                lp = mo.left(_load(GLr, GLi, g), lp, dh, tb, dl, conj_t=True)
-            lam[0] = lam[0] + lp[0]
-            lam[1] = lam[1] + lp[1]
-
-        _readout_tile(mo, program, (GLr, GLi, GRr, GRi, U, V), psi, dh, tb, dl, emit)
-        state = (psi, (lam[0], lam[1]))
-        for seg, t0, d0 in reversed(list(_seg_offsets(program))):
-
-            def body(j, state, seg=seg, t0=t0, d0=d0):
-                r = seg.repeats - 1 - j
-                phi, lam = state
-                ti = t0 + (r + 1) * seg.terms_per_repeat
-                di = d0 + (r + 1) * seg.diags_per_repeat
-                for kind in reversed(seg.kinds):
-                    if kind[0] == "dense":
-                        ti = ti - kind[1]
-                        psi = lam_in = None
-                        real = _is_real(kind)
-                        for k in range(kind[1]):
-                            Lk, Rk = _load(Lr, Li, ti + k, real), _load(Rr, Ri, ti + k, real)
-                            # psi = sum_k L_k^H phi conj(R_k): the step is unitary.
-                            u = mo.left(Lk, mo.right(phi, Rk, dh, tb, dl, conj=True, transpose=False), dh, tb, dl, conj_t=True)
-                            psi = u if psi is None else _add(psi, u)
-                        for k in range(kind[1]):
-                            Lk, Rk = _load(Lr, Li, ti + k, real), _load(Rr, Ri, ti + k, real)
-                            m = mo.right(psi, Rk, dh, tb, dl)  # psi R^T
-                            fl = lambda x, a, b: (x[0].reshape(a, b), x[1].reshape(a, b))
-                            gl = mo.cdot(fl(lam, dh, tb * dl), fl(m, dh, tb * dl), 1, 1, conj_b=True)
-                            a = mo.left(Lk, lam, dh, tb, dl, conj_t=True)  # L^H lam
-                            gr = mo.cdot(fl(a, dh * tb, dl), fl(psi, dh * tb, dl), 0, 0, conj_b=True)
-                            gLr[0, ti + k] += gl[0]
-                            gRr[0, ti + k] += gr[0]
-                            if not real:  # a real step never reads its imaginary planes
-                                gLi[0, ti + k] += gl[1]
-                                gRi[0, ti + k] += gr[1]
-                            u = mo.right(a, Rk, dh, tb, dl, conj=True, transpose=False)
-                            lam_in = u if lam_in is None else _add(lam_in, u)
-                        phi, lam = psi, lam_in
-                    else:
-                        di = di - 1
-                        d = (Dr[di][:, None, :], Di[di][:, None, :])
-                        psi = _cmul(phi, d, conj_b=True)
-                        gd = _cmul(lam, psi, conj_b=True)
-                        gDr[0, di] += jnp.sum(gd[0], axis=1)
-                        gDi[0, di] += jnp.sum(gd[1], axis=1)
-                        phi, lam = psi, _cmul(lam, d, conj_b=True)
-                return phi, lam
-
-            state = lax.fori_loop(0, seg.repeats, body, state)
-        lam_r = state[1][0]
-        # psi0 = prod_q f_q is real, so only Re(lam) reaches the encoding amplitudes.
-        for q in range(n):
-            rest = functools.reduce(lambda a, b: a * b, [f[p] for p in range(n) if p != q], jnp.ones_like(lam_r))
-            gq = lam_r * rest
-            one = jnp.sum(jnp.sum(jnp.where(masks[q], gq, 0.0), axis=2), axis=0)
-            zero = jnp.sum(jnp.sum(jnp.where(masks[q], 0.0, gq), axis=2), axis=0)
-            genc_ref[q, 0, sl] = zero.astype(genc_ref.dtype)
-            genc_ref[q, 1, sl] = one.astype(genc_ref.dtype)
-        return carry
-
-    lax.fori_loop(0, tp, tile, 0)
 
 
 # --------------------------------------------------------------------------------- wrappers
@@ -437,7 +86,7 @@ def _call_fwd(program, tiles, interpret, precision, enc, planes):
     Lr, Li, Rr, Ri, Dr, Di, GLr, GLi, GRr, GRi, U, V = planes
     span, enc_spec, full = _specs(program, tiles)
     T = _pow2(U.shape[1]) if tiles.term_multiple > 1 else U.shape[1]
-    kernel = functools.partial(_fwd_kernel, program=program, tb=tiles.tile_b, tp=tiles.tiles_per_program, precision=precision)
+    kernel = functools.partial(fwd_kernel, program=program, tb=tiles.tile_b, tp=tiles.tiles_per_program, precision=precision)
     return pl.pallas_call(
         kernel,
         grid=(tiles.n_programs,),
@@ -457,7 +106,7 @@ def _call_bwd(program, tiles, interpret, precision, enc, planes, gout):
     P = tiles.n_programs
     part = lambda x: pl.BlockSpec((1,) + x.shape, lambda p: (p,) + (0,) * x.ndim)
     part_shape = lambda x: jax.ShapeDtypeStruct((P,) + x.shape, x.dtype)
-    kernel = functools.partial(_bwd_kernel, program=program, tb=tiles.tile_b, tp=tiles.tiles_per_program, precision=precision)
+    kernel = functools.partial(bwd_kernel, program=program, tb=tiles.tile_b, tp=tiles.tiles_per_program, precision=precision)
     outs = pl.pallas_call(
         kernel,
         grid=(P,),
@@ -507,12 +156,6 @@ def _pad_groups(program, U, V, multiple):
     return program, jnp.concatenate(us, axis=1), jnp.concatenate(vs, axis=1), jnp.asarray(keep)
 
 
-def _check_precision(precision):
-    if precision not in _PRECISIONS:
-        raise ValueError(f"precision must be one of {sorted(_PRECISIONS)}, got {precision!r}")
-    return precision
-
-
 def layered_terms_pallas(program: LayeredProgram, operands, inputs, *, interpret: bool = False, tiles=None, precision: str = "highest"):
     """Per-read-out-term expectations ``(B, T)`` from the Pallas kernel (differentiable).
 
@@ -522,8 +165,8 @@ def layered_terms_pallas(program: LayeredProgram, operands, inputs, *, interpret
       tiles: a :class:`qwt.kernels.blocks.LayeredTiles`; default from
         :func:`qwt.kernels.blocks.layered_tiles`.
     """
-    inputs = _check(program, operands, inputs)
-    precision = _check_precision(precision)
+    inputs = check_layered_inputs(program, operands, inputs)
+    precision = check_precision(precision)
     B = inputs.shape[0]
     complex_dtype = operands["L"].dtype if operands["L"].size else operands["D"].dtype
     if not jnp.issubdtype(complex_dtype, jnp.complexfloating):
@@ -577,8 +220,8 @@ def layered_expectations(
       ValueError: unknown ``impl`` or mismatched shapes.
     """
     if _blocks.select_impl(impl, interpret, program.n_qubits) == "xla":
-        inputs = _check(program, operands, inputs)
-        terms = _xla_layered.layered_terms_xla(program, operands, inputs, precision=_PRECISIONS[_check_precision(precision)])
+        inputs = check_layered_inputs(program, operands, inputs)
+        terms = _xla_layered.layered_terms_xla(program, operands, inputs, precision=PRECISIONS[check_precision(precision)])
         return jnp.matmul(terms, operands["C"].astype(terms.dtype), precision=_HI)
     _blocks.require_pallas(interpret, "layered_expectations")
     terms = layered_terms_pallas(program, operands, inputs, interpret=interpret, precision=precision)

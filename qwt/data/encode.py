@@ -140,17 +140,7 @@ def encode_examples(examples: Sequence[Example], tokenizer, max_len: int, *, tem
         >>> a["input_ids"][0].tolist(), a["loss_mask"][0].tolist()
         ([1, 49, 43, 49, 61, 50, 2, 0], [0, 0, 0, 0, 0, 1, 1, 0])
     """
-    if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 2:
-        raise ValueError(f"max_len must be an integer >= 2, got {max_len!r}")
-    if truncation not in ("right", "left", "error"):
-        raise ValueError(f"truncation must be 'right', 'left' or 'error', got {truncation!r}")
-    if isinstance(examples, Example):
-        raise TypeError("examples must be a sequence of Example, not a single Example")
-    if not hasattr(tokenizer, "encode"):
-        raise TypeError(f"tokenizer must have an encode(str) method, got {type(tokenizer).__name__}")
-    examples = list(examples)
-    if not examples:
-        raise ValueError("no examples to encode")
+    examples = _check_encode_args(examples, tokenizer, max_len, truncation)
     tmpl = get_template(template)
     bos, eos = _special(tokenizer, "bos_id"), _special(tokenizer, "eos_id")
     pad = _special(tokenizer, "pad_id")
@@ -167,7 +157,33 @@ def encode_examples(examples: Sequence[Example], tokenizer, max_len: int, *, tem
                      n_truncated, len(examples), max_len, truncation)
 
     rows = [[s] for s in seqs] if not pack else _pack(seqs, int(max_len))
-    shape = (len(rows), int(max_len))
+    out = _fill_rows(rows, int(max_len), pad, pack)
+    if not return_stats:
+        return out
+    stats = EncodeStats(len(examples), len(rows), n_truncated, int(out["attention_mask"].sum()),
+                        int(out["loss_mask"].sum()))
+    return out, stats
+
+
+def _check_encode_args(examples, tokenizer, max_len, truncation) -> list:
+    """``examples`` as a non-empty list, after checking :func:`encode_examples`' arguments."""
+    if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 2:
+        raise ValueError(f"max_len must be an integer >= 2, got {max_len!r}")
+    if truncation not in ("right", "left", "error"):
+        raise ValueError(f"truncation must be 'right', 'left' or 'error', got {truncation!r}")
+    if isinstance(examples, Example):
+        raise TypeError("examples must be a sequence of Example, not a single Example")
+    if not hasattr(tokenizer, "encode"):
+        raise TypeError(f"tokenizer must have an encode(str) method, got {type(tokenizer).__name__}")
+    examples = list(examples)
+    if not examples:
+        raise ValueError("no examples to encode")
+    return examples
+
+
+def _fill_rows(rows, max_len: int, pad: int, pack: bool) -> dict[str, np.ndarray]:
+    """The int32 arrays of :func:`encode_examples` from rows of ``(ids, mask)`` segments."""
+    shape = (len(rows), max_len)
     out = {"input_ids": np.full(shape, pad, np.int32), "loss_mask": np.zeros(shape, np.int32),
            "attention_mask": np.zeros(shape, np.int32)}
     if pack:
@@ -184,11 +200,7 @@ def encode_examples(examples: Sequence[Example], tokenizer, max_len: int, *, tem
                 out["segment_ids"][row, start:end] = seg
                 out["positions"][row, start:end] = np.arange(len(ids))
             start = end
-    if not return_stats:
-        return out
-    stats = EncodeStats(len(examples), len(rows), n_truncated, int(out["attention_mask"].sum()),
-                        int(out["loss_mask"].sum()))
-    return out, stats
+    return out
 
 
 def _pack(seqs, max_len):

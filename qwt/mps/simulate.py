@@ -168,30 +168,45 @@ def state(
     dtype = check_dtype(dtype)
     svd_eps = _svd.check_eps(svd_eps)
     n = circuit.n_qubits
+    chi = _bond(n, max_bond, initial_state)
+    check_tensor_memory(n, chi, dtype)
+    guards.check_circuit_angles(circuit, "qwt.mps.state")
+    m0, fresh = _start(initial_state, n, chi, dtype)
+    low = lower(circuit, dtype)
+    program = _compile.compile_program(low, chi, m0.center, fresh)
+    return _run_program(low, program, m0, cutoff, svd_eps)
+
+
+def _bond(n: int, max_bond: int, initial_state: MPS | None) -> int:
+    """The bond the run uses: ``max_bond`` capped at the exact bond, at least ``initial_state``'s."""
     # Beyond exact_bond(n) every extra bond index is zero padding: cap it (max_bond=10**6 on 3
     # qubits would otherwise ask for 87 TiB of site tensors).
     chi = min(max_bond, exact_bond(n))
-    if initial_state is not None:
-        if not isinstance(initial_state, MPS):
-            raise TypeError(f"initial_state must be a qwt.mps.MPS, got {type(initial_state).__name__}")
-        if initial_state.n_qubits != n:
-            raise ValueError(f"initial_state has {initial_state.n_qubits} qubits, the circuit {n}")
-        if initial_state.max_bond > max_bond:
-            raise ValueError(f"initial_state has bond {initial_state.max_bond} > max_bond={max_bond}")
-        chi = max(chi, initial_state.max_bond)  # its tensors are kept whole, never cut
-    check_tensor_memory(n, chi, dtype)
-    guards.check_circuit_angles(circuit, "qwt.mps.state")
     if initial_state is None:
-        m0, fresh = product_state(n, chi, dtype), True
-    else:
-        if not guards.is_traced(initial_state.tensors):
-            with jax.ensure_compile_time_eval():  # concrete even while an outer function is traced
-                guards.check_unit_norm(float(norm(initial_state)))
-        pad = chi - initial_state.max_bond
-        t = jnp.pad(initial_state.tensors.astype(dtype), ((0, 0), (0, pad), (0, 0), (0, pad)))
-        m0, fresh = MPS(t, initial_state.discarded.astype(jnp.finfo(dtype).dtype), initial_state.center), False
-    low = lower(circuit, dtype)
-    program = _compile.compile_program(low, chi, m0.center, fresh)
+        return chi
+    if not isinstance(initial_state, MPS):
+        raise TypeError(f"initial_state must be a qwt.mps.MPS, got {type(initial_state).__name__}")
+    if initial_state.n_qubits != n:
+        raise ValueError(f"initial_state has {initial_state.n_qubits} qubits, the circuit {n}")
+    if initial_state.max_bond > max_bond:
+        raise ValueError(f"initial_state has bond {initial_state.max_bond} > max_bond={max_bond}")
+    return max(chi, initial_state.max_bond)  # its tensors are kept whole, never cut
+
+
+def _start(initial_state: MPS | None, n: int, chi: int, dtype) -> tuple[MPS, bool]:
+    """The starting MPS at bond ``chi`` (``|0...0>`` or the padded ``initial_state``) and whether it is fresh."""
+    if initial_state is None:
+        return product_state(n, chi, dtype), True
+    if not guards.is_traced(initial_state.tensors):
+        with jax.ensure_compile_time_eval():  # concrete even while an outer function is traced
+            guards.check_unit_norm(float(norm(initial_state)))
+    pad = chi - initial_state.max_bond
+    t = jnp.pad(initial_state.tensors.astype(dtype), ((0, 0), (0, pad), (0, 0), (0, pad)))
+    return MPS(t, initial_state.discarded.astype(jnp.finfo(dtype).dtype), initial_state.center), False
+
+
+def _run_program(low, program, m0: MPS, cutoff: float, svd_eps) -> MPS:
+    """Runs the compiled blocks from ``m0`` (``repeat`` blocks as one ``lax.scan`` over their angles)."""
     T, discs = m0.tensors, [m0.discarded]
     for what, k, blk in program.blocks:
         seg, params = low.segments[k], low.params[k]

@@ -159,7 +159,7 @@ def _resume_step(ckpt: Checkpointer) -> int | None:
     warnings.warn(CheckpointFallbackWarning(
         f"damaged checkpoints in {ckpt.directory}:\n{described}\nmoved to "
         f"{', '.join(str(p) for p in moved.values())}; resuming from the newest intact checkpoint, "
-        f"step {step} ({ckpt.step_dir(step)})"), stacklevel=3)
+        f"step {step} ({ckpt.step_dir(step)})"), stacklevel=4)  # the caller of train
     return step
 
 
@@ -214,19 +214,48 @@ def train(
         good parameters.
       qwt.training.CheckpointError: a save failed; the previous checkpoint is intact.
     """
-    if not isinstance(cfg, TrainConfig):
-        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
-    if not hasattr(batches, "batch_at"):
-        raise TypeError(f"batches must have a batch_at(step) method, got {type(batches).__name__}")
+    _check_train_args(cfg, batches)
     if trainable_filter is None:
         from qwt.peft import trainable as peft_trainable
 
         trainable_filter = peft_trainable(model)
     t_start = time.perf_counter()
     meta = dict(meta or {})
-    fingerprint = _normalise({"train": cfg.trajectory(), **meta.get("fingerprint", {})})
-    meta["fingerprint"] = fingerprint
+    meta["fingerprint"] = _normalise({"train": cfg.trajectory(), **meta.get("fingerprint", {})})
+    graphdef, rest, tx, state = _initial_state(model, cfg, trainable_filter, mesh)
+    out = pathlib.Path(out_dir) if out_dir is not None else None
+    ckpt = Checkpointer(out / "checkpoints", keep_last=cfg.keep_last) if out is not None else None
+    state, start, resumed_from = _start_point(ckpt, resume, state, meta["fingerprint"], cfg, mesh)
+    log = MetricsLog(out / "metrics.jsonl" if out is not None else None, keep_until_step=start if resumed_from else None)
+    run = _Loop.make(cfg, batches, graphdef, tx, rest, state, start, loss_fn, eval_data, mesh, ckpt, meta, t_start, log)
+    show_bar = progress_enabled() if progress is None else bool(progress)
+    bar = progress_bar(cfg.steps, initial=start, desc=desc, enabled=show_bar)
+    lines = ProgressLines(cfg.steps, initial=start, desc=desc, enabled=False if show_bar else None)
+    try:
+        run.steps(bar, lines)
+    finally:
+        bar.close()
+        run.log.close()
+        nnx.update(model, run.trainable)  # the model always holds the last good adapter parameters
+        if ckpt is not None:
+            ckpt.close()
+    return run.result(out, desc, resumed_from)
 
+
+def _check_train_args(cfg, batches) -> None:
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    if not hasattr(batches, "batch_at"):
+        raise TypeError(f"batches must have a batch_at(step) method, got {type(batches).__name__}")
+
+
+def _initial_state(model, cfg: TrainConfig, trainable_filter, mesh):
+    """Splits the model, places the frozen base, and builds the fresh ``{trainable, opt_state, rng}`` state.
+
+    Returns:
+      ``(graphdef, rest, tx, state)``: the frozen part ``rest`` cast and placed as configured, and
+      the optimizer ``tx`` the state was initialised by.
+    """
     if mesh is not None:
         qmesh.check_batch_size(cfg.batch_size, mesh)  # before any placement or step
     graphdef, trainable, rest = split_model(model, trainable_filter)
@@ -235,12 +264,20 @@ def train(
     if mesh is not None:
         rest = qmesh.place_base(rest, mesh)
     tx = make_optimizer(cfg)
-    schedule = make_schedule(cfg)
     state = {"trainable": trainable, "opt_state": tx.init(trainable), "rng": jax.random.key_data(jax.random.key(cfg.seed))}
+    return graphdef, rest, tx, state
 
-    out = pathlib.Path(out_dir) if out_dir is not None else None
-    ckpt = Checkpointer(out / "checkpoints", keep_last=cfg.keep_last) if out is not None else None
-    start, resumed_from = 0, None
+
+def _start_point(ckpt: Checkpointer | None, resume: bool, state, fingerprint: dict, cfg: TrainConfig, mesh):
+    """Where the run starts: old checkpoints moved aside (``resume=False``) or the newest intact one restored.
+
+    Returns:
+      ``(state, start, resumed_from)``: the (placed, possibly restored) state, the first step to
+      run and the checkpoint step it continues from (``0, None`` for a fresh start).
+
+    Raises:
+      CheckpointMismatchError: the checkpoint's fingerprint differs, or its step is past ``cfg.steps``.
+    """
     if ckpt is not None and not resume:
         moved = ckpt.move_aside()
         if moved is not None:  # said out loud: a fresh start must not look like lost checkpoints
@@ -248,95 +285,142 @@ def train(
     if mesh is not None:  # before a restore, which reads each array straight into this placement
         state = qmesh.place_replicated(state, mesh)
     step0 = _resume_step(ckpt) if ckpt is not None and resume else None
-    if step0 is not None:
-        old = ckpt.read_meta(step0)
-        diffs = _diff_keys(old.get("fingerprint", {}), fingerprint)
-        if diffs:
-            raise CheckpointMismatchError(
-                f"the checkpoint in {ckpt.directory} (step {old.get('step')}) was written by another "
-                f"configuration; differences: {'; '.join(diffs)}. Use another output directory or "
-                "--no-resume to start over."
-            )
-        state, old = ckpt.restore(state, step0)
-        start = resumed_from = int(old["step"])
-        if start > cfg.steps:
-            raise CheckpointMismatchError(f"checkpoint step {start} is beyond the configured {cfg.steps} steps")
+    if step0 is None:
+        return state, 0, None
+    old = ckpt.read_meta(step0)
+    diffs = _diff_keys(old.get("fingerprint", {}), fingerprint)
+    if diffs:
+        raise CheckpointMismatchError(
+            f"the checkpoint in {ckpt.directory} (step {old.get('step')}) was written by another "
+            f"configuration; differences: {'; '.join(diffs)}. Use another output directory or "
+            "--no-resume to start over."
+        )
+    state, old = ckpt.restore(state, step0)
+    start = int(old["step"])
+    if start > cfg.steps:
+        raise CheckpointMismatchError(f"checkpoint step {start} is beyond the configured {cfg.steps} steps")
+    return state, start, start
 
-    log = MetricsLog(out / "metrics.jsonl" if out is not None else None, keep_until_step=start if resumed_from else None)
-    step_fn = make_train_step(graphdef, tx, loss_fn)
-    eval_step = make_eval_step(graphdef, loss_fn) if eval_data else None
-    if mesh is not None:  # traced under the mesh: per-token circuits chunk per data shard (qwt.nn.quantum)
-        step_fn, eval_step = qmesh.under_mesh(step_fn, mesh), eval_step and qmesh.under_mesh(eval_step, mesh)
-    eval_list = list(eval_data or [])[: cfg.eval_batches]
-    base_key = jax.random.wrap_key_data(jnp.asarray(state["rng"]))
-    trainable, opt_state = state["trainable"], state["opt_state"]
 
-    meter, window, last_good = Throughput(), [], start
-    total_tokens, timed_s, eval_loss = 0, 0.0, None
-    show_bar = progress_enabled() if progress is None else bool(progress)
-    bar = progress_bar(cfg.steps, initial=start, desc=desc, enabled=show_bar)
-    lines = ProgressLines(cfg.steps, initial=start, desc=desc, enabled=False if show_bar else None)
-    try:
-        for s in range(start, cfg.steps):
-            batch = stack_micro_batches(batches, s, cfg.grad_accum)
-            if mesh is not None:
-                batch = qmesh.place_batch(batch, mesh)
-            t0 = time.perf_counter()
-            new_trainable, new_opt, m = step_fn(trainable, rest, opt_state, batch, jax.random.fold_in(base_key, s))
-            loss = float(m["loss"])  # syncs: the step is done
-            dt = time.perf_counter() - t0
-            if not bool(m["finite"]):
-                log.write({"step": s + 1, "loss": loss, "grad_norm": float(m["grad_norm"]), "diverged": True})
-                where = (f"the last good checkpoint is step {ckpt.latest_step()} in {ckpt.directory}"
-                         if ckpt is not None and ckpt.latest_step() is not None else "no checkpoint was written")
-                raise TrainingDiverged(
-                    f"non-finite loss/gradient at step {s + 1} (loss={loss}, grad_norm={float(m['grad_norm'])}); "
-                    f"training stopped, the model keeps the parameters of step {last_good} and {where}. "
-                    "Lower the learning rate or check the data."
-                )
-            trainable, opt_state, last_good = new_trainable, new_opt, s + 1
-            window.append(loss)
-            if s > start:  # the first step of a process includes compilation
-                total_tokens += int(m["tokens"])
-                timed_s += dt
-            meter.add(int(m["tokens"]))
+@dataclasses.dataclass
+class _Loop:
+    """One call's loop: the fixed pieces (steps, data, sinks) and what changes from step to step.
+
+    Made fresh by each :func:`train` call (no state outlives it); ``trainable``/``opt_state`` are
+    always those of step ``last_good``.
+    """
+
+    cfg: TrainConfig
+    batches: Any
+    step_fn: Callable
+    eval_step: Callable | None
+    eval_list: list
+    rest: Any
+    rng: Any  # the raw key data, saved with every checkpoint
+    base_key: Any  # the run's key; step s uses fold_in(base_key, s)
+    schedule: Callable
+    mesh: Any
+    log: MetricsLog
+    ckpt: Checkpointer | None
+    meta: dict
+    t_start: float
+    trainable: Any
+    opt_state: Any
+    start: int
+    last_good: int
+    meter: Throughput = dataclasses.field(default_factory=Throughput)
+    window: list = dataclasses.field(default_factory=list)
+    total_tokens: int = 0
+    timed_s: float = 0.0
+    eval_loss: float | None = None
+
+    @classmethod
+    def make(cls, cfg, batches, graphdef, tx, rest, state, start, loss_fn, eval_data, mesh, ckpt, meta, t_start, log):
+        step_fn = make_train_step(graphdef, tx, loss_fn)
+        eval_step = make_eval_step(graphdef, loss_fn) if eval_data else None
+        if mesh is not None:  # traced under the mesh: per-token circuits chunk per data shard (qwt.nn.quantum)
+            step_fn, eval_step = qmesh.under_mesh(step_fn, mesh), eval_step and qmesh.under_mesh(eval_step, mesh)
+        base_key = jax.random.wrap_key_data(jnp.asarray(state["rng"]))
+        return cls(cfg, batches, step_fn, eval_step, list(eval_data or [])[: cfg.eval_batches], rest, state["rng"],
+                   base_key, make_schedule(cfg), mesh, log, ckpt, meta, t_start, state["trainable"], state["opt_state"],
+                   start, start)
+
+    def steps(self, bar, lines) -> None:
+        """Runs steps ``start .. cfg.steps - 1``, logging, evaluating and saving on their schedules."""
+        cfg = self.cfg
+        for s in range(self.start, cfg.steps):
+            loss, m = self.step(s)
             done = s + 1
             if done % cfg.log_every == 0 or done == cfg.steps:
-                window_loss, rate = float(np.mean(window)), round(meter.rate(), 1)
-                log.write({
-                    "step": done, "loss": window_loss, "lr": float(schedule(s)),
-                    "grad_norm": float(m["grad_norm"]), "tokens_per_s": rate,
-                    "elapsed_s": round(time.perf_counter() - t_start, 2),
-                })
-                window, _ = [], meter.reset()
-                bar.set_postfix(loss=f"{loss:.4f}")
-                lines.report(done, loss=window_loss, tokens_per_s=rate)
-            if eval_step is not None and ((cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps):
-                eval_loss = evaluate_loss(eval_step, trainable, rest, eval_list)
-                log.write({"step": done, "eval_loss": eval_loss})
-            if ckpt is not None and ((cfg.save_every and done % cfg.save_every == 0) or done == cfg.steps):
-                ckpt.save(done, {"trainable": trainable, "opt_state": opt_state, "rng": state["rng"]},
-                          {**meta, "step": done, "train_config": cfg.to_dict()})
+                self.log_window(s, loss, m, bar, lines)
+            if self.eval_step is not None and ((cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps):
+                self.eval_loss = evaluate_loss(self.eval_step, self.trainable, self.rest, self.eval_list)
+                self.log.write({"step": done, "eval_loss": self.eval_loss})
+            if self.ckpt is not None and ((cfg.save_every and done % cfg.save_every == 0) or done == cfg.steps):
+                self.ckpt.save(done, {"trainable": self.trainable, "opt_state": self.opt_state, "rng": self.rng},
+                               {**self.meta, "step": done, "train_config": cfg.to_dict()})
             bar.update(1)
-    finally:
-        bar.close()
-        log.close()
-        nnx.update(model, trainable)  # the model always holds the last good adapter parameters
-        if ckpt is not None:
-            ckpt.close()
 
-    if eval_step is not None and eval_loss is None and eval_list:
-        eval_loss = evaluate_loss(eval_step, trainable, rest, eval_list)
-    losses = [r["loss"] for r in log.records if "loss" in r and not r.get("diverged")]
-    if out is not None:
-        plot_curves({desc: log.records}, out / "curves.png", title=f"{desc}: loss")
-    return TrainResult(
-        step=max(last_good, start),
-        final_loss=float(losses[-1]) if losses else math.nan,
-        eval_loss=eval_loss,
-        tokens_per_s=total_tokens / timed_s if timed_s > 0 else _logged_rate(log.records),
-        wall_s=time.perf_counter() - t_start,
-        records=list(log.records),
-        resumed_from=resumed_from,
-        out_dir=str(out) if out is not None else None,
-    )
+    def step(self, s: int):
+        """One optimiser step; keeps its result only when finite. Returns ``(loss, metrics)``."""
+        batch = stack_micro_batches(self.batches, s, self.cfg.grad_accum)
+        if self.mesh is not None:
+            batch = qmesh.place_batch(batch, self.mesh)
+        t0 = time.perf_counter()
+        new_trainable, new_opt, m = self.step_fn(self.trainable, self.rest, self.opt_state, batch,
+                                                 jax.random.fold_in(self.base_key, s))
+        loss = float(m["loss"])  # syncs: the step is done
+        dt = time.perf_counter() - t0
+        if not bool(m["finite"]):
+            raise self.diverged(s, loss, m)
+        self.trainable, self.opt_state, self.last_good = new_trainable, new_opt, s + 1
+        self.window.append(loss)
+        if s > self.start:  # the first step of a process includes compilation
+            self.total_tokens += int(m["tokens"])
+            self.timed_s += dt
+        self.meter.add(int(m["tokens"]))
+        return loss, m
+
+    def diverged(self, s: int, loss: float, m) -> TrainingDiverged:
+        """Logs the non-finite step and returns the error that names the last good step and checkpoint."""
+        self.log.write({"step": s + 1, "loss": loss, "grad_norm": float(m["grad_norm"]), "diverged": True})
+        ckpt = self.ckpt
+        where = (f"the last good checkpoint is step {ckpt.latest_step()} in {ckpt.directory}"
+                 if ckpt is not None and ckpt.latest_step() is not None else "no checkpoint was written")
+        return TrainingDiverged(
+            f"non-finite loss/gradient at step {s + 1} (loss={loss}, grad_norm={float(m['grad_norm'])}); "
+            f"training stopped, the model keeps the parameters of step {self.last_good} and {where}. "
+            "Lower the learning rate or check the data."
+        )
+
+    def log_window(self, s: int, loss: float, m, bar, lines) -> None:
+        """Writes the logging window's record (mean loss, lr, rate) and reports progress."""
+        window_loss, rate = float(np.mean(self.window)), round(self.meter.rate(), 1)
+        self.log.write({
+            "step": s + 1, "loss": window_loss, "lr": float(self.schedule(s)),
+            "grad_norm": float(m["grad_norm"]), "tokens_per_s": rate,
+            "elapsed_s": round(time.perf_counter() - self.t_start, 2),
+        })
+        self.window = []
+        self.meter.reset()
+        bar.set_postfix(loss=f"{loss:.4f}")
+        lines.report(s + 1, loss=window_loss, tokens_per_s=rate)
+
+    def result(self, out, desc: str, resumed_from: int | None) -> TrainResult:
+        """The final evaluation (if none ran), the curves plot and the :class:`TrainResult`."""
+        if self.eval_step is not None and self.eval_loss is None and self.eval_list:
+            self.eval_loss = evaluate_loss(self.eval_step, self.trainable, self.rest, self.eval_list)
+        records = self.log.records
+        losses = [r["loss"] for r in records if "loss" in r and not r.get("diverged")]
+        if out is not None:
+            plot_curves({desc: records}, out / "curves.png", title=f"{desc}: loss")
+        return TrainResult(
+            step=max(self.last_good, self.start),
+            final_loss=float(losses[-1]) if losses else math.nan,
+            eval_loss=self.eval_loss,
+            tokens_per_s=self.total_tokens / self.timed_s if self.timed_s > 0 else _logged_rate(records),
+            wall_s=time.perf_counter() - self.t_start,
+            records=list(records),
+            resumed_from=resumed_from,
+            out_dir=str(out) if out is not None else None,
+        )
