@@ -135,7 +135,7 @@ def _pack(blocks: list[tuple[set, list]], k_max: int) -> list[Block]:
 
 def _flush(out: list, stage, open_: list, run: list, ops: Sequence[Key], k_max: int) -> None:
     """Closes the current stage of a fusion pass onto ``out``: the open dense groups packed into
-    blocks, or the diagonal/permutation run as one block (shared by both fusion modes)."""
+    blocks, or the diagonal/permutation run as one block (shared by both modes of :func:`_fuse_runs`)."""
     if stage == "dense":
         out.extend(_pack(open_, k_max))
     elif stage in ("diag", "perm") and run:
@@ -143,52 +143,14 @@ def _flush(out: list, stage, open_: list, run: list, ops: Sequence[Key], k_max: 
         out.append(Block(stage, tuple(wires), tuple(run)))
 
 
-def _fuse_stages(ops: Sequence[Key], k_max: int) -> tuple[Block, ...]:
-    """The original staged fusion: a diagonal or permutation gate joins an open dense group only
-    when all its wires are already in that one group; otherwise it starts (or extends) a
-    diagonal or permutation run, which becomes one phase pass or one gather."""
-    out: list[Block] = []
-    stage = None
-    open_: list[tuple[set, list]] = []
-    run: list[int] = []
+def _fuse_runs(ops: Sequence[Key], k_max: int, cross: bool) -> tuple[Block, ...]:
+    """One fusion pass; ``cross`` picks how a diagonal or permutation gate meets open dense groups.
 
-    for i, (name, wires) in enumerate(ops):
-        kind, ws = op_kind(name), set(wires)
-        if stage == "dense":
-            hit = [b for b in open_ if b[0] & ws]
-            if kind != "dense" and len(hit) == 1 and ws <= hit[0][0]:
-                hit[0][1].append(i)
-                continue
-            if kind == "dense":
-                union = ws.union(*(b[0] for b in hit))
-                rest = [b for b in open_ if not b[0] & ws]
-                if len(union) <= k_max:
-                    merged = [j for b in hit for j in b[1]] + [i]
-                    open_ = rest + [(union, merged)]
-                else:
-                    out.extend(_pack(hit, k_max))
-                    open_ = rest + [(ws, [i])]
-                continue
-        elif stage == kind:
-            run.append(i)
-            continue
-        _flush(out, stage, open_, run, ops, k_max)
-        open_, run = [], []
-        stage = kind
-        if kind == "dense":
-            open_ = [(ws, [i])]
-        else:
-            run = [i]
-    _flush(out, stage, open_, run, ops, k_max)
-    return tuple(out)
-
-
-def _fuse_cross(ops: Sequence[Key], k_max: int) -> tuple[Block, ...]:
-    """Fusion in which diagonal and permutation gates merge across open groups like dense ones.
-
-    A gate of any kind joins the union of the open groups it touches while that union has at
-    most ``k_max`` wires; when it does not fit, a diagonal/permutation gate closes the dense stage
-    (as in :func:`_fuse_stages`), so a wide CNOT ladder still becomes one gather.
+    Staged (``cross=False``, the original rule): it joins an open dense group only when all its
+    wires are already in that one group. Cross (``cross=True``): it joins the union of the open
+    groups it touches, like a dense gate, while that union has at most ``k_max`` wires. Otherwise
+    it closes the dense stage and starts (or extends) a diagonal or permutation run, which becomes
+    one phase pass or one gather, so a wide CNOT ladder still becomes one gather.
     """
     out: list[Block] = []
     stage = None
@@ -199,15 +161,19 @@ def _fuse_cross(ops: Sequence[Key], k_max: int) -> tuple[Block, ...]:
         kind, ws = op_kind(name), set(wires)
         if stage == "dense":
             hit = [b for b in open_ if b[0] & ws]
-            union = ws.union(*(b[0] for b in hit))
-            rest = [b for b in open_ if not b[0] & ws]
-            if len(union) <= k_max:
-                open_ = rest + [(union, [j for b in hit for j in b[1]] + [i])]
+            if not cross and kind != "dense" and len(hit) == 1 and ws <= hit[0][0]:
+                hit[0][1].append(i)
                 continue
-            if kind == "dense":
-                out.extend(_pack(hit, k_max))
-                open_ = rest + [(ws, [i])]
-                continue
+            if cross or kind == "dense":
+                union = ws.union(*(b[0] for b in hit))
+                rest = [b for b in open_ if not b[0] & ws]
+                if len(union) <= k_max:
+                    open_ = rest + [(union, [j for b in hit for j in b[1]] + [i])]
+                    continue
+                if kind == "dense":
+                    out.extend(_pack(hit, k_max))
+                    open_ = rest + [(ws, [i])]
+                    continue
         elif stage == kind:
             run.append(i)
             continue
@@ -277,11 +243,11 @@ def fuse(ops: Sequence[Key], k_max: int = K_MAX, mode: str = "auto") -> tuple[Bl
     if mode not in ("auto", "stages", "cross"):
         raise ValueError(f"fuse: mode must be 'auto', 'stages' or 'cross', got {mode!r}")
     if mode == "stages" or (mode == "auto" and len(ops) < CROSS_MIN_OPS):
-        return _fuse_stages(ops, k_max)
-    cross = _fuse_cross(ops, k_max)
+        return _fuse_runs(ops, k_max, cross=False)
+    cross = _fuse_runs(ops, k_max, cross=True)
     if mode == "cross":
         return cross
-    stages = _fuse_stages(ops, k_max)
+    stages = _fuse_runs(ops, k_max, cross=False)
     return cross if cost(cross) < cost(stages) else stages
 
 
