@@ -369,12 +369,15 @@ def build(
         low = _lower.fold_periods(low, min_reps, min_ops)
     segments = []
     for seg in low.segments:
-        blocks = fuse(seg.gates, k_max, fusion)
-        packed = None
-        long = pack_min_blocks is not None and (len(blocks) >= pack_min_blocks or len(seg.gates) >= PACK_MIN_OPS)
-        if seg.length is None and long:
-            found = pack(seg.gates, low.n_qubits, k_max)
-            if found is not None:
-                blocks, packed = found
+        straight = seg.length is None and pack_min_blocks is not None
+        # a long segment goes straight to pack: fusing it first would cost trace time for blocks
+        # that packing discards
+        long = straight and len(seg.gates) >= PACK_MIN_OPS
+        found = pack(seg.gates, low.n_qubits, k_max) if long else None
+        if found is None:
+            blocks = fuse(seg.gates, k_max, fusion)
+            if straight and not long and len(blocks) >= pack_min_blocks:
+                found = pack(seg.gates, low.n_qubits, k_max)
+        blocks, packed = found if found is not None else (blocks, None)
         segments.append(Segment(seg.gates, blocks, seg.length, packed))
     return Plan(low.n_qubits, tuple(segments)), low.params
