@@ -10,6 +10,7 @@ compile = ``jax.jit(f).lower(...).compile()`` (trace and lower timed apart); war
 Usage:
     python benchmarks/bench_transpiled.py                     # full grid
     python benchmarks/bench_transpiled.py --n 4,8 --gates 1000 # reduced grid (*_partial results)
+    python benchmarks/bench_transpiled.py --n 4,8,16 --gates 10000 --impls qwt --name bench_transpiled_10k_qwt
 """
 
 from __future__ import annotations
@@ -109,11 +110,12 @@ def report(records, total_s):
         ok = r.get("status") == "ok"
         rows.append([r["impl"], r["n"], r["gates"], r["mode"], fmt_s(r.get("first_call_s")) if ok else "—",
                      fmt_s(r.get("trace_lower_s")) if ok else "—", fmt_s(r.get("compile_s")) if ok else "—",
-                     fmt_s(r.get("warm_s")) if ok else "—", f"{r['value']:.5g}" if ok else r.get("reason", "")[:80]])
+                     fmt_s(r.get("warm_s")) if ok else "—", f"{r['loadavg_1min']:.1f}",
+                     f"{r['value']:.5g}" if ok else r.get("reason", "")[:80]])
     lines = ["# Transpiled-style circuits (random rz/sx/cx): first call and warm time", "",
              f"Machine: {machine_description()}.", f"Date (UTC): {time.strftime('%Y-%m-%d %H:%M', time.gmtime())}; total {total_s:.0f} s.",
              "Noisy: 2 shared cores, other engineers' test runs at the same time; qwt and TC-NG ran in the same run, case after case.", "",
-             markdown_table(rows, ["impl", "n", "gates", "mode", "first call", "trace+lower", "XLA compile", "warm", "value / reason"]), ""]
+             markdown_table(rows, ["impl", "n", "gates", "mode", "first call", "trace+lower", "XLA compile", "warm", "load (1 min)", "value / reason"]), ""]
     return "\n".join(lines)
 
 
@@ -124,6 +126,7 @@ def main(argv=None):
     ap.add_argument("--modes", default="value,grad")
     ap.add_argument("--impls", default="qwt,tc")
     ap.add_argument("--budget-s", type=float, default=120.0)
+    ap.add_argument("--name", help="results file stem (default bench_transpiled, or *_partial for a reduced grid)")
     args = ap.parse_args(argv)
     full = (args.n, args.gates, args.modes, args.impls) == ("4,8,12,16", "1000,5000,10000", "value,grad", "qwt,tc")
     records, t_start = [], time.perf_counter()
@@ -136,7 +139,7 @@ def main(argv=None):
                     records.append({**kw, "loadavg_1min": os.getloadavg()[0], **r})
                     print(impl, n, g, mode, r.get("status"), fmt_s(r.get("first_call_s")), fmt_s(r.get("warm_s")), flush=True)
     md = report(records, time.perf_counter() - t_start)
-    paths = write_results(NAME + ("" if full else "_partial"), records, md)
+    paths = write_results(args.name or NAME + ("" if full else "_partial"), records, md)
     print(md)
     print("wrote", *paths)
 
