@@ -15,7 +15,10 @@ Implementations: qwt with ``Circuit.repeat`` (``qwt-repeat``) and with plain Pyt
 and the QTHA adapter run; Pallas on GPU, XLA here); tensorcircuit-ng unrolled (``tc-plain``) and with its documented scan recipe
 (``tc-scan``: ``K.scan`` over layers carrying the state, ``tc.Circuit(n, inputs=state)`` inside,
 from tensorcircuit-ng's ``examples/hea_scan_jit.py``; for workload 2 ``jax.vmap`` over the batch
-around it); PennyLane ``default.qubit`` with the JAX interface under ``jax.jit`` (``pennylane``).
+around it); PennyLane ``default.qubit`` with the JAX interface under ``jax.jit`` (``pennylane``);
+for workload 2, Origin Quantum's pyvqnet (``pyvqnet``: ``QMachine`` + ``ry``/``crz`` +
+``MeasureAll``, autograd ``backward``; eager, so its "compile" is its first call), run by
+``peer_pyvqnet.py`` in its own environment when ``--pyvqnet-python`` names that interpreter.
 
 Each case runs in its own child process under a time and memory budget
 (:func:`common.call_with_budget`); a case past its budget is recorded as skipped with the reason
@@ -27,6 +30,7 @@ Usage:
     python benchmarks/bench_statevector.py             # full run (≤ 15 min on 2 cores)
     python benchmarks/bench_statevector.py --quick     # tiny sizes (about 1 min on an idle 2-core CPU), *_quick.*
     python benchmarks/bench_statevector.py --only hea/qwt   # cases whose id contains a filter
+    python benchmarks/bench_statevector.py --only qtha --pyvqnet-python /tmp/vqnet/bin/python
 Run under ``flock /tmp/qwt-bench.lock`` so benchmarks on a shared machine do not overlap.
 """
 
@@ -262,10 +266,33 @@ def _pennylane_fns(workload, n, L, B):
     return jax.value_and_grad(loss), (jnp.asarray(_hea_params(n, L)),)
 
 
-def run_case(workload: str, impl: str, n: int, L: int, B: int = 1, repeats: int = 5, compile_only: bool = False) -> dict:
+def _pyvqnet_case(python: str, n: int, L: int, B: int, repeats: int) -> dict:
+    """The QTHA batch in pyvqnet: the same arrays, written to an ``.npz``, run by ``peer_pyvqnet.py``."""
+    import json
+    import subprocess
+    import tempfile
+
+    theta, xs, w = _qtha_data(n, L, B)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "qtha.npz")
+        np.savez(path, theta=theta, xs=xs, w=w)
+        script = str(Path(__file__).resolve().parent / "peer_pyvqnet.py")
+        out = subprocess.run([python, script, path, str(repeats)], capture_output=True, text=True)
+    lines = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+    if out.returncode or not lines:
+        raise RuntimeError(f"peer_pyvqnet.py under {python} failed (exit {out.returncode}): {out.stderr[-1500:]}")
+    r = json.loads(lines[0][len("RESULT "):])
+    return {"compile_s": r["compile_s"], "step_s": r["step_s"], "setup_s": 0.0, "value": r["value"],
+            "peer_version": r["version"]}
+
+
+def run_case(workload: str, impl: str, n: int, L: int, B: int = 1, repeats: int = 5, compile_only: bool = False,
+             peer_python: str | None = None) -> dict:  # fmt: skip
     """One measurement (runs in a child process): compile and step time of value+grad."""
     import jax
 
+    if impl == "pyvqnet":
+        return _pyvqnet_case(peer_python, n, L, B, repeats)
     t0 = time.perf_counter()
     if impl in ("qwt-repeat", "qwt-loop", "qwt-kernel"):
         fn, args = _qwt_fns(workload, n, L, B, repeat=impl != "qwt-loop", kernel=impl == "qwt-kernel")
@@ -286,14 +313,19 @@ def run_case(workload: str, impl: str, n: int, L: int, B: int = 1, repeats: int 
 
 
 # -------------------------------------------------------------------------------------- plan
-def plan(quick: bool) -> list[dict]:
+def plan(quick: bool, pyvqnet_python: str | None = None) -> list[dict]:
     """The cases in run order: id, kwargs for run_case, time budget (s)."""
     cases = []
 
     def add(workload, impl, n, L, B=1, budget=120, repeats=5, compile_only=False, tag=""):
         cid = f"{workload}/{impl}/n{n}/L{L}" + (f"/B{B}" if workload == "qtha" else "") + tag
         kw = dict(workload=workload, impl=impl, n=n, L=L, B=B, repeats=repeats, compile_only=compile_only)
+        if impl == "pyvqnet":
+            kw["peer_python"] = pyvqnet_python
         cases.append({"id": cid, "kwargs": kw, "budget_s": budget})
+
+    if pyvqnet_python and quick:
+        add("qtha", "pyvqnet", 4, 2, B=8, budget=60, repeats=3)
 
     if quick:
         for impl in ("qwt-repeat", "qwt-loop", "tc-scan"):
@@ -313,6 +345,8 @@ def plan(quick: bool) -> list[dict]:
             add("hea", impl, n, 10, budget=150, repeats=reps[n])
     for impl in ("qwt-repeat", "tc-scan", "qwt-loop", "qwt-kernel"):
         add("qtha", impl, 10, 10, B=1024, budget=150, repeats=3)
+    if pyvqnet_python:
+        add("qtha", "pyvqnet", 10, 10, B=1024, budget=300, repeats=3)
     for impl in ("qwt-repeat", "tc-scan", "qwt-loop"):
         add("hea", impl, 10, 10, budget=90, repeats=reps[10])
     for n in (10, 16, 20, 22):
@@ -382,6 +416,14 @@ def _targets(records, quick):
             lp += f"; qwt.kernels layered path {t['step_s'] / kern['step_s']:.1f}×"
             sp = max(sp, t["step_s"] / kern["step_s"])
         rows.append((label, f"{sp:.1f}× ({fmt_s(q['step_s'])} vs {fmt_s(t['step_s'])}){lp}", "met" if sp >= factor else "MISSED"))
+    for n, L in ((10, 10),) if not quick else ((4, 2),):
+        peer = _find(records, "qtha", "pyvqnet", n, L)
+        mine = [r for r in (_find(records, "qtha", i, n, L) for i in ("qwt-repeat", "qwt-loop", "qwt-kernel")) if _ok(r)]
+        if _ok(peer) and mine:
+            best = min(mine, key=lambda r: r["step_s"])
+            rows.append((f"workload 2 n={n} against Origin's pyvqnet {peer.get('peer_version', '')}".rstrip(),
+                         f"qwt {best['impl']} {fmt_s(best['step_s'])} vs pyvqnet {fmt_s(peer['step_s'])} per step"
+                         f" ({peer['step_s'] / best['step_s']:.1f}×)", "info"))
     return rows
 
 
@@ -402,7 +444,7 @@ def _check_values(records):
     return notes
 
 
-_IMPL_ORDER = ("qwt-repeat", "qwt-loop", "qwt-kernel", "tc-scan", "tc-plain", "pennylane")
+_IMPL_ORDER = ("qwt-repeat", "qwt-loop", "qwt-kernel", "tc-scan", "tc-plain", "pennylane", "pyvqnet")
 
 
 def _why(records):
@@ -487,7 +529,10 @@ def main(argv=None):
     ap.add_argument("--mem-limit-gib", type=float, default=4.0, help="resident-memory budget per case")
     ap.add_argument("--rerender", action="store_true", help="rewrite the Markdown from the saved JSON, run nothing")
     ap.add_argument("--max-total-s", type=float, default=None, help="global time budget (default 900 s, quick 120 s)")
+    ap.add_argument("--pyvqnet-python", help="interpreter of an environment with pyvqnet: adds the pyvqnet QTHA peer")
     args = ap.parse_args(argv)
+    if args.pyvqnet_python and not os.access(args.pyvqnet_python, os.X_OK):
+        ap.error(f"--pyvqnet-python {args.pyvqnet_python!r} is not an executable file")
     if args.rerender:
         import json
 
@@ -499,7 +544,7 @@ def main(argv=None):
         (Path(__file__).resolve().parent / "results" / f"{name}.md").write_text(md.rstrip() + "\n")
         print(md)
         return
-    cases = plan(args.quick)
+    cases = plan(args.quick, args.pyvqnet_python)
     if args.only:
         keys = [k for k in args.only.split(",") if k]
         cases = [c for c in cases if any(k in c["id"] for k in keys)]

@@ -36,7 +36,7 @@ import numpy as np
 
 from qwt.circuit import Circuit, Operation, as_observable, check_observable_wires
 from qwt.circuit import gates as _gates
-from qwt.circuit.lower import lower, segment_operations
+from qwt.circuit.lower import fold_periods, lower, segment_operations
 from qwt.kernels.layered_program import MAX_QUBITS, LayeredProgram, LayeredSegment, split_qubits
 from qwt.statevector import measure as _measure
 
@@ -262,7 +262,8 @@ def compile_layered(circuit: Circuit, observables, dtype=jnp.complex64):
     """Compiles a shared-angle circuit and its read-out into ``(program, operands)``.
 
     The program is run on ``RY(x_q)|0>`` product states by :func:`qwt.layered.run`
-    (:func:`qwt.kernels.layered_expectations`). ``repeat`` blocks become repeated segments.
+    (:func:`qwt.kernels.layered_expectations`). ``repeat`` blocks and periodic runs of plain
+    gates (:func:`qwt.circuit.lower.fold_periods`) become repeated segments.
 
     Args:
       circuit: a :class:`qwt.Circuit` on ``n <= MAX_QUBITS`` qubits; any gates.
@@ -300,7 +301,9 @@ def compile_layered(circuit: Circuit, observables, dtype=jnp.complex64):
                 add(kinds, L, R, D, 1)
             plain.clear()
 
-    low = lower(circuit, dtype)
+    # periodic runs of plain gates (a Python loop of layers) become repeated segments, as
+    # ``repeat`` blocks do: compile time then follows the layer, not the depth
+    low = fold_periods(lower(circuit, dtype))
     for seg, params in zip(low.segments, low.params):
         if seg.length is None:
             plain.extend(segment_operations(seg, params))

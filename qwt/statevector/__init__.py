@@ -10,7 +10,9 @@ Pipeline (each step its own module):
 * :mod:`~qwt.statevector.adjoint`: ``custom_vjp`` with an adjoint-method backward pass (the
   state is re-derived by un-applying blocks, so memory does not grow with depth);
 * :mod:`~qwt.statevector.measure`: Pauli expectations without dense operators;
-* :mod:`~qwt.statevector.reference`: the naive one-tensordot-per-gate simulator (oracle, baseline).
+* :mod:`~qwt.statevector.reference`: the naive one-tensordot-per-gate simulator (oracle, baseline);
+* :mod:`~qwt.statevector.batched`: ``jax.vmap`` over circuits that differ only in a leading RY
+  encoding is routed to the layered engine (:mod:`qwt.layered`), value and gradient.
 
 Everything is jit/grad/vmap compatible: gradients reach every angle, every ``unitary`` matrix
 and a traced ``initial_state``. Inputs are checked before any work (:mod:`qwt.circuit.guards`):
@@ -32,12 +34,12 @@ import jax
 import jax.numpy as jnp
 
 from qwt.circuit import Circuit, as_observable, check_observable_wires, check_state_dtype, guards
-from qwt.statevector import adjoint, execute, measure, plan, reference, sharded
+from qwt.statevector import adjoint, batched, execute, measure, plan, reference, sharded
 from qwt.statevector.adjoint import simulate
 
 __all__ = [
     "state", "expectation", "probabilities", "sample", "apply",
-    "plan", "execute", "adjoint", "measure", "reference", "simulate", "sharded",
+    "plan", "execute", "adjoint", "measure", "reference", "simulate", "sharded", "batched",
 ]
 
 
@@ -162,10 +164,17 @@ def expectation(circuit: Circuit, observable, initial_state=None, dtype=jnp.comp
         raise TypeError(f"expected a qwt.Circuit, got {type(circuit).__name__}")
     check_observable_wires(obs, circuit.n_qubits)
     n = circuit.n_qubits
-    psi = state(circuit, initial_state, dtype)
-    probs = jnp.real(psi) ** 2 + jnp.imag(psi) ** 2
-    vals = [measure.observable_expectation(psi, o.terms, n, probs) for o in obs]
-    return jnp.stack(vals) if isinstance(observable, (list, tuple)) else vals[0]
+
+    def general(c):
+        psi = state(c, initial_state, dtype)
+        probs = jnp.real(psi) ** 2 + jnp.imag(psi) ** 2
+        return jnp.stack([measure.observable_expectation(psi, o.terms, n, probs) for o in obs])
+
+    if initial_state is None and batched.encoded(circuit):  # vmapped encodings: see batched.py
+        vals = batched.expectation(circuit, obs, dtype, general)
+    else:
+        vals = general(circuit)
+    return vals if isinstance(observable, (list, tuple)) else vals[0]
 
 
 def probabilities(circuit: Circuit, initial_state=None, dtype=jnp.complex64):
