@@ -77,6 +77,16 @@ def test_eval_command_runs_the_qnn_on_the_executor(run, flags, monkeypatch, caps
     assert len(made) == 1 and made[0].calls >= 1 and made[0].shots == 64
 
 
+def test_eval_passes_trajectories_to_the_local_executor(monkeypatch):
+    # Cheap: the executor is built from the flags before the run is looked for (/no/such/run).
+    made = []
+    real = executors.make
+    monkeypatch.setattr(executors, "make", lambda *a, **kw: made.append(real(*a, **kw)) or made[-1])
+    assert main(["eval", "/no/such/run", "--noise", "depolarizing:0.01", "--trajectories", "8", "--shots", "32"]) != 0
+    assert len(made) == 1 and (made[0].name, made[0].trajectories, made[0].shots) == ("local", 8, 32)
+    assert made[0].n_qubits is None  # no 8-qubit cap: the default 10-qubit QTHA QNN can attach
+
+
 @pytest.mark.parametrize("flags,message", [
     (["--shots", "0"], "--shots must be a positive int, got 0"),
     (["--shots", "-3", "--executor", "qiskit"], "--shots must be a positive int, got -3"),
@@ -84,6 +94,10 @@ def test_eval_command_runs_the_qnn_on_the_executor(run, flags, monkeypatch, caps
     (["--noise", "readout:2"], "expected readout:P with a number P in [0, 1]"),
     (["--executor", "qiskit", "--noise", "bit_flip:0.1"], "--noise runs on --executor local only"),
     (["--executor-seed", "-1", "--shots", "10"], "--executor-seed must be >= 0"),
+    (["--trajectories", "100"], "--trajectories simulates the --noise model by state-vector trajectories: "
+                                "give --noise too"),
+    (["--shots", "10", "--trajectories", "5"], "give --noise too"),
+    (["--noise", "bit_flip:0.1", "--trajectories", "0"], "--trajectories must be a positive int, got 0"),
 ])
 def test_bad_executor_flags_are_clear_errors_before_loading(flags, message, capsys):
     # /no/such/run: the flags are refused before the run would be looked for.
@@ -92,7 +106,8 @@ def test_bad_executor_flags_are_clear_errors_before_loading(flags, message, caps
 
 
 @pytest.mark.parametrize("flags,message", [(["--executor", "cirq"], "invalid choice: 'cirq'"),
-                                           (["--shots", "many"], "invalid int value: 'many'")])
+                                           (["--shots", "many"], "invalid int value: 'many'"),
+                                           (["--trajectories", "1e3"], "invalid int value: '1e3'")])
 def test_argparse_refuses_unknown_executor_and_non_int_shots(flags, message, capsys):
     assert main(["eval", "/no/such/run", *flags]) == 2
     assert message in capsys.readouterr().err
@@ -104,6 +119,10 @@ def test_a_model_without_quantum_layers_is_refused():
         executor_eval.attach_executor(nnx.Linear(2, 2, rngs=nnx.Rngs(0)), ex)
     assert executor_eval.executor_from_args(_args()) is None  # no flag: the exact simulator as before
     wide = QuantumLayer(9, layers=1, rngs=nnx.Rngs(0))
-    with pytest.raises(ValueError, match=r"has 9 qubits but executor local has 8 .*--adapter n_qubits=8"):
+    with pytest.raises(ValueError, match=r"has 9 qubits but executor local has 8 .*--trajectories N.*"
+                                         r"--adapter n_qubits=8"):
         executor_eval.attach_executor(wide, executor_eval.executor_from_args(_args("--noise", "bit_flip:0.1")),
                                       "bit_flip:0.1")
+    # With --trajectories the density matrix's width cap is gone: the 9-qubit QNN attaches.
+    ex = executor_eval.executor_from_args(_args("--noise", "bit_flip:0.1", "--trajectories", "16"))
+    assert "noise bit_flip:0.1, 16 trajectories" in executor_eval.attach_executor(wide, ex, "bit_flip:0.1")

@@ -130,6 +130,45 @@ def test_local_noise_matches_qiskit_aer_density_matrix_and_shots_follow():
     assert np.all(np.abs(est - ref) <= 5 * 2.0 / np.sqrt(shots))  # |coeffs| sum <= 1.5 per observable
 
 
+def test_pyqpanda3_own_noise_model_matches_qwt_density_matrix():
+    """QPandaExecutor(noise_model=...) runs pyqpanda3's own noisy CPUQVM (shots only); with the
+    matching channels its estimates follow qwt's density matrix. Noise sits on RX/RY/RZ/CNOT/CZ
+    only, so the H/S† basis rotations of the measured programs stay ideal in both."""
+    from pyqpanda3 import core as pq
+
+    p1, p2 = 0.06, 0.08
+    nm = pq.NoiseModel()
+    # pyqpanda3's depolarizing_error(λ) = (1-λ)ρ + λ I/2: qwt's p = 3λ/4 (qwt.noise.channels).
+    nm.add_all_qubit_quantum_error(pq.depolarizing_error(p1 * 4 / 3), [pq.GateType.RX, pq.GateType.RY, pq.GateType.RZ])
+    labels = [a + b for a in "IXYZ" for b in "IXYZ"]
+    nm.add_all_qubit_quantum_error(pq.QuantumError({lab: (1 - p2 if lab == "II" else p2 / 15) for lab in labels}),
+                                   [pq.GateType.CNOT, pq.GateType.CZ])
+    model = (noise.NoiseModel().add(["rx", "ry", "rz"], noise.depolarizing(p1))
+             .add(["cnot", "cz"], noise.depolarizing(p2, 2)))
+    c = random_circuit(3, 16, np.random.default_rng(11), pool=["rx", "ry", "rz", "cnot", "cz"])
+    shots = 4000
+    ex = executors.QPandaExecutor(noise_model=nm, shots=shots)
+    assert not ex.exact_ok
+    got = ex.run([c], OBS)[0]
+    terms, owner = [], []
+    for j, o in enumerate(OBS):
+        for coeff, paulis in qwt.circuit.as_observable(o).terms:
+            term = qwt.I(0)
+            for w, p in paulis:
+                term = term * getattr(qwt, p)(w)
+            terms.append(term)
+            owner.append((j, abs(coeff)))
+    vals = LocalExecutor(noise=model).run([c], list(OBS) + terms)[0]
+    ref = vals[: len(OBS)]
+    # Σ_t |c_t| sqrt((1 - <P_t>²)/shots) with the noisy <P_t>: the estimate's standard deviation bound.
+    sigma = np.zeros(len(OBS))
+    for (j, coeff), v in zip(owner, vals[len(OBS) :]):
+        sigma[j] += coeff * np.sqrt(max(1 - v**2, 0) / shots)
+    assert np.all(np.abs(got - ref) <= 5 * sigma + 1e-9), (got, ref, sigma)
+    ideal = exact([c], OBS)[0]
+    assert np.max(np.abs(ideal - ref) / sigma) > 5  # the noise is resolved: a noiseless run would fail
+
+
 class Spy:
     """Wraps an executor's ``_execute``: the circuits of every backend call, and failures to inject."""
 

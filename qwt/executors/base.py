@@ -9,8 +9,9 @@ of Pauli observables. The base class does everything that does not depend on the
   groups of at most ``max_batch`` circuits (Origin's cloud and pyvqnet use groups of ~200);
 * **retries**: a backend error is retried ``retries`` times with exponential ``backoff`` (seconds:
   ``backoff, 2·backoff, …``), then raised as :class:`BackendError` carrying the backend's message;
-* **a result cache** keyed by (circuit structure, angle values, observables, shots, seed): a
-  circuit seen before is not sent again (bounded, least recently used first out).
+* **a result cache** keyed by (circuit structure, angle values, observables, shots, seed, and
+  :meth:`Executor.cache_tag`: e.g. a trajectory count): a circuit seen before is not sent again
+  (bounded, least recently used first out).
 
 Shot estimates are a deterministic function of (circuit, observables, shots, seed) on backends that
 accept a seed: each circuit's PRNG key is ``fold_in(key(seed), digest(circuit))``, so a result does
@@ -189,6 +190,16 @@ class Executor(abc.ABC):
         """The backend's width (None: limited only by memory, checked by the simulator)."""
         return None
 
+    @property
+    def exact_uses_seed(self) -> bool:
+        """Whether exact (``shots=None``) results depend on the seed (a sampling simulator's do)."""
+        return False
+
+    def cache_tag(self) -> tuple:
+        """Settings besides (circuit, observables, shots, seed) that a result depends on: part of
+        the result cache's key (``LocalExecutor`` adds its trajectory count)."""
+        return ()
+
     @abc.abstractmethod
     def _execute(self, circuits: list[Circuit], observables: list, shots: int | None, seeds: list[int]) -> np.ndarray:
         """One backend call: ``(len(circuits), len(observables))`` expectations."""
@@ -240,7 +251,10 @@ class Executor(abc.ABC):
         circuits, obs, shots = self._validate(circuits, observables, shots)
         okey = observables_key(obs)
         fps = [fingerprint(c) for c in circuits]
-        keys = [(fp, okey, shots, seed if shots is not None else None) for fp in fps]
+        # Exact results of a sampling simulator (noise trajectories) depend on the seed too; the tag
+        # carries any other setting a result depends on (e.g. the trajectory count).
+        uses_seed = shots is not None or self.exact_uses_seed
+        keys = [(fp, okey, shots, seed if uses_seed else None, self.cache_tag()) for fp in fps]
         out = np.zeros((len(circuits), len(obs)))
         todo: dict = {}  # cache key -> first index needing it (duplicates in a batch run once)
         for i, k in enumerate(keys):

@@ -63,19 +63,29 @@ def parse_noise(spec: str):
     return model
 
 
-def make(name: str, *, shots: int | None = None, seed: int = 0, noise=None, **options) -> Executor:
+def make(name: str, *, shots: int | None = None, seed: int = 0, noise=None, trajectories: int | None = None,
+         **options) -> Executor:  # fmt: skip
     """An executor by name.
 
     Args:
       name: ``"local"``, ``"pyqpanda3"`` or ``"qiskit"``.
       shots: default shots (None: exact).
-      seed: default seed of shot estimates.
+      seed: default seed of shot estimates (and of noise trajectories).
       noise: a :class:`qwt.noise.NoiseModel` or a spec string (:func:`parse_noise`); local only.
+      trajectories: simulate ``noise`` by this many state-vector trajectories instead of the
+        density matrix (:class:`~qwt.executors.local.LocalExecutor`); local only, needs ``noise``.
       **options: passed to the executor's constructor (e.g. ``api_key``/``chip`` for pyqpanda3's
         cloud, ``backend`` for Qiskit, ``retries``, ``max_batch``).
 
     Raises:
-      ValueError: an unknown name, or noise with a backend other than ``"local"``.
+      ValueError: an unknown name, noise or trajectories with a backend other than ``"local"``,
+        or trajectories without noise.
+
+    Example:
+      >>> from qwt.executors import make
+      >>> ex = make("local", noise="depolarizing:0.01", trajectories=200)
+      >>> ex.trajectories, ex.n_qubits
+      (200, None)
     """
     if name not in NAMES:
         raise ValueError(f"unknown executor {name!r}; choose one of {', '.join(NAMES)}")
@@ -84,10 +94,12 @@ def make(name: str, *, shots: int | None = None, seed: int = 0, noise=None, **op
     if noise is not None and name != "local":
         raise ValueError(f"qwt noise models run on the local executor; for {name} pass its own noise model "
                          "(pyqpanda3: noise_model=, qiskit: an AerSimulator(noise_model=...) backend)")
+    if trajectories is not None and name != "local":
+        raise ValueError(f"trajectories= simulates a qwt noise model on the local executor, not on {name}")
     if name == "local":
         from qwt.executors.local import LocalExecutor
 
-        return LocalExecutor(shots=shots, seed=seed, noise=noise, **options)
+        return LocalExecutor(shots=shots, seed=seed, noise=noise, trajectories=trajectories, **options)
     if name == "pyqpanda3":
         from qwt.executors.qpanda_backend import QPandaExecutor
 

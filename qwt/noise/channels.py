@@ -15,6 +15,10 @@ operators (``2**k × 2**k``, first wire most significant, like gate matrices). D
 :class:`ReadoutError` is classical: a measured bit is flipped with ``p01 = P(read 1 | 0)`` and
 ``p10 = P(read 0 | 1)``, applied to probabilities or to sampled bits.
 
+:func:`unitary_mixture` recognises a *mixed-unitary* channel (``K_k = √p_k U_k``, i.e. every
+``K_k† K_k`` proportional to ``I``: depolarizing, bit and phase flip): its branch probabilities do
+not depend on the state, which the trajectory simulator uses to apply one unitary per channel.
+
 Example:
     >>> from qwt.noise import channels
     >>> ch = channels.bit_flip(0.1)
@@ -24,11 +28,15 @@ Example:
     Traceback (most recent call last):
     ...
     ValueError: channel 'bad' is not trace preserving: max |Σ K†K - I| = 0.75 (tolerance 1e-06)
+    >>> probs, us = channels.unitary_mixture(channels.bit_flip(0.1))
+    >>> probs.round(6).tolist(), us.shape, channels.unitary_mixture(channels.amplitude_damping(0.1))
+    ([0.9, 0.1], (2, 2, 2), None)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 
@@ -37,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["Channel", "ReadoutError", "kraus", "depolarizing", "amplitude_damping", "phase_damping",
-           "bit_flip", "phase_flip", "readout", "TP_ATOL"]
+           "bit_flip", "phase_flip", "readout", "unitary_mixture", "TP_ATOL"]
 
 #: Tolerance of the trace-preservation check ``max |Σ K†K - I|``.
 TP_ATOL = 1e-6
@@ -75,6 +83,47 @@ class Channel:
     def operators(self, dtype=jnp.complex64) -> jax.Array:
         """The Kraus operators as a JAX array in ``dtype``."""
         return jnp.asarray(self.kraus, dtype)
+
+
+@functools.lru_cache(maxsize=256)
+def _mixture(ch: "Channel"):
+    k = ch.kraus
+    d = k.shape[1]
+    gram = np.einsum("kji,kjl->kil", k.conj(), k)  # K_k† K_k
+    w = np.real(np.trace(gram, axis1=1, axis2=2)) / d  # ‖K_k‖²_F / d: p_k when K_k† K_k = p_k I
+    keep = w > 1e-15  # a zero branch (e.g. bit_flip(0)'s X) is never drawn
+    # Relative to p_k: U_k = K_k/√p_k must be unitary however small p_k is (amplitude_damping(1e-8)
+    # has K†K within 1e-8 of p·I, yet K1/√p is no unitary).
+    if np.max(np.abs(gram[keep] / w[keep, None, None] - np.eye(d))) > TP_ATOL:
+        return None
+    probs = w[keep] / w[keep].sum()
+    us = k[keep] / np.sqrt(w[keep])[:, None, None]
+    probs.setflags(write=False)
+    us.setflags(write=False)
+    return probs, us
+
+
+def unitary_mixture(channel: "Channel"):
+    """``(probs, unitaries)`` when ``channel`` is ``Σ_k p_k U ρ U†`` with unitary ``U_k``, else None.
+
+    Detected from the Kraus operators (NumPy, so it runs at trace time): ``K_k† K_k = p_k I`` for
+    every ``k`` (within :data:`TP_ATOL`) means ``K_k = √p_k U_k`` with ``U_k = K_k / √p_k``
+    unitary. Branches of zero weight are dropped.
+
+    Args:
+      channel: a :class:`Channel`.
+
+    Returns:
+      ``(probs, unitaries)``: ``(m,)`` float64 summing to 1 and ``(m, 2**k, 2**k)`` complex128
+      (read-only), or None for a channel whose branch probabilities depend on the state
+      (amplitude or phase damping).
+
+    Raises:
+      TypeError: ``channel`` is not a :class:`Channel`.
+    """
+    if not isinstance(channel, Channel):
+        raise TypeError(f"unitary_mixture: expected a Channel, got {type(channel).__name__}")
+    return _mixture(channel)
 
 
 def _prob(p, what: str) -> float:
@@ -171,9 +220,18 @@ class ReadoutError:
             t = jnp.moveaxis(jnp.tensordot(a, t, axes=([1], [q])), 0, q)
         return t.reshape(-1)
 
-    def apply_bits(self, bits, key) -> jax.Array:
-        """Flips sampled 0/1 ``bits`` (any shape) with the confusion probabilities."""
-        u = jax.random.uniform(key, jnp.shape(bits))
+    def apply_bits(self, bits, key=None, *, uniforms=None) -> jax.Array:
+        """Flips sampled 0/1 ``bits`` (any shape) with the confusion probabilities.
+
+        Args:
+          bits: 0/1 integers.
+          key: a ``jax.random`` key drawing one uniform per bit.
+          uniforms: those uniforms in ``[0, 1)`` instead of ``key`` (shape of ``bits``), for a
+            caller that draws all its randomness in one call (each random call site costs compile time).
+        """
+        if (key is None) == (uniforms is None):
+            raise ValueError("apply_bits: give exactly one of key and uniforms")
+        u = jax.random.uniform(key, jnp.shape(bits)) if uniforms is None else uniforms
         flip = jnp.where(bits == 1, u < self.p10, u < self.p01)
         return jnp.where(flip, 1 - bits, bits)
 
