@@ -18,7 +18,7 @@ communication volume are meaningful there. On GPUs the same script uses the real
 
 Usage::
 
-    python benchmarks/bench_scaling.py --quick     # small sizes, *_quick.* results (about 1 min on 2 cores)
+    python benchmarks/bench_scaling.py --quick     # small sizes, *_quick.* results (2 min on 2 idle cores, 9 loaded)
     python benchmarks/bench_scaling.py             # n = 20 strong, 14 local qubits weak
     python benchmarks/bench_scaling.py --gpu-name h200   # on GPUs: results named bench_scaling_h200
 """
@@ -107,10 +107,11 @@ _BYTES = {"f32": 4, "bf16": 2, "f16": 2, "c64": 8, "c128": 16, "s32": 4, "u32": 
 
 
 def collective_bytes(hlo: str) -> dict:
-    """``{op: [count, bytes of results]}`` of the collectives in a compiled HLO text (tuple results summed)."""
+    """``{op: [count, bytes of results, result shapes]}`` of the collectives in a compiled HLO text
+    (tuple results summed; shapes as HLO writes them, e.g. ``f32[384,10]``)."""
     out = {}
     for op in ("all-gather", "all-reduce", "all-to-all", "collective-permute", "reduce-scatter"):
-        n, b = 0, 0
+        n, b, shapes = 0, 0, []
         for line in hlo.splitlines():
             m = re.search(r"= (.*?) " + op + r"(-start)?\(", line)
             if m is None:
@@ -118,13 +119,17 @@ def collective_bytes(hlo: str) -> dict:
             n += 1
             for dt, dims in re.findall(r"(\w+)\[([\d,]*)\]", m.group(1)):
                 b += _BYTES.get(dt, 4) * int(np.prod([int(x) for x in dims.split(",") if x] or [1]))
-        out[op] = [n, b]
+                shapes.append(f"{dt}[{dims}]")
+        out[op] = [n, b, shapes]
     return out
 
 
 def training_case(mesh_text: str) -> dict:
     """One compiled QTHA fine-tuning step of the built-in tiny model on a mesh: its collectives,
-    and its loss and gradient norm against the single-device step."""
+    and its loss and gradient norm against the single-device step.
+
+    Traced and run under the mesh (``jax.set_mesh``), as ``qwt.training.train`` does
+    (``mesh.under_mesh``): there ``QuantumLayer`` runs each data shard's circuits on that shard."""
     from qwt import data, peft
     from qwt.training import JobSpec, TrainConfig, make_optimizer
     from qwt.training import mesh as qmesh
@@ -142,17 +147,58 @@ def training_case(mesh_text: str) -> dict:
     tx = make_optimizer(cfg)
     step = make_train_step(graphdef, tx)
     _, _, m1 = step(t, r, tx.init(t), batch, jax.random.key(0))
+    base_shapes = {tuple(np.shape(x)) for x in jax.tree.leaves(r) if np.ndim(x)}
     mesh = qmesh.make_mesh(qmesh.parse_mesh(mesh_text))
     args = (qmesh.place_replicated(t, mesh), qmesh.place_base(r, mesh), qmesh.place_replicated(tx.init(t), mesh),
             qmesh.place_batch(batch, mesh), jax.random.key(0))
     t0 = time.perf_counter()
-    compiled = step.lower(*args).compile()
-    compile_s = time.perf_counter() - t0
-    _, _, m2 = compiled(*args)
+    with jax.set_mesh(mesh):
+        compiled = step.lower(*args).compile()
+        compile_s = time.perf_counter() - t0
+        _, _, m2 = compiled(*args)
+    collectives = collective_bytes(compiled.as_text())
     return {"mesh": mesh_text, "devices": mesh.size, "tokens": int(batch["input_ids"].size) if "input_ids" in batch else None,
             "loss_single": float(m1["loss"]), "loss_sharded": float(m2["loss"]),
             "grad_norm_single": float(m1["grad_norm"]), "grad_norm_sharded": float(m2["grad_norm"]),
-            "collectives": collective_bytes(compiled.as_text()), "compile_s": compile_s}
+            "collectives": collectives, "compile_s": compile_s, "batch_shape": list(np.shape(batch["input_ids"])),
+            # all-gather results whose shape is that of a whole frozen-base array (FSDP's gathers)
+            "gathered_base_arrays": sum(_dims(sh) in base_shapes for sh in collectives["all-gather"][2])}
+
+
+def _dims(shape_text: str) -> tuple:
+    return tuple(int(x) for x in shape_text.split("[", 1)[1].rstrip("]").split(",") if x)
+
+
+def training_notes(train_records) -> list[str]:
+    """What the training table's collectives are, said from the measured records (not assumed)."""
+    notes = []
+    for r in train_records:
+        n, b, shapes = r["collectives"]["all-gather"]
+        kinds = sorted(set(shapes))
+        shown = ", ".join(f"`{k}`" for k in kinds[:6]) + (" ..." if len(kinds) > 6 else "")
+        if r["mesh"] == "data=8":
+            notes.append(
+                "`data=8`: no all-gather; the step is traced under the mesh, as the training loop does, so "
+                "`QuantumLayer` runs each data shard's per-token circuits on that shard (`jax.shard_map`): "
+                "no circuit input leaves its device, and the all-reduces are the loss and gradient means."
+                if n == 0 else
+                f"`data=8`: {n} all-gathers ({b / 2**20:.3f} MiB; results {shown}): something is gathered "
+                "although the frozen base is replicated on this mesh and QuantumLayer runs per data shard.")
+        else:
+            # Activations of one data shard lead with (its rows, the sequence length).
+            rows = r["batch_shape"][1] // int(dict(x.split("=") for x in r["mesh"].split(","))["data"])
+            lead = (rows, r["batch_shape"][2])
+            acts = sum(_dims(sh)[:2] == lead for sh in shapes)
+            k = r["gathered_base_arrays"]
+            notes.append(
+                f"`{r['mesh']}`: {n} all-gathers ({b / 2**20:.3f} MiB; results {shown}). Of their {len(shapes)} "
+                f"results, {k} have the shape of a whole frozen-base array (a weight gathered for its matmul), "
+                f"{acts} are activations of one data shard (leading dims {lead[0]} rows x {lead[1]} tokens) and "
+                f"{len(shapes) - k - acts} are other arrays: with the base split along `fsdp` and no constraint "
+                "on the activations, XLA's partitioner moves activations between the `fsdp` devices"
+                + (" rather than whole weights." if k == 0 else " as well as weights."))
+        notes.append("")
+    return notes
 
 
 def main(argv=None):
@@ -222,11 +268,7 @@ def main(argv=None):
                        ["mesh", "loss 1 device", "loss mesh", "grad norm 1 device", "grad norm mesh",
                         "all-gather", "all-reduce", "collective-permute"]) if train_records else "(needs 8 devices)",
         "",
-        "The all-gathers on `data=8` are the QTHA layer's per-token angles (`f32[384,10]`, "
-        "`f32[6,128,10]`): the layer groups tokens in chunks of 128, which do not line up with the "
-        "96 tokens each device holds, so XLA gathers the angles within groups of devices and those "
-        "devices simulate the same chunks (redundant QNN work, not a gather to one device). Fixing it "
-        "belongs in `qwt.nn` (chunk per device, or a `shard_map` over the token axis).",
+        *training_notes(train_records),
     ])
     jpath, mpath = write_results(name, records + [{"kind": "training", **r} for r in train_records], md)
     print(md)

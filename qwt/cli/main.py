@@ -214,6 +214,10 @@ def _leave_nothing_on_failure(*paths):
     try:
         yield
     except Exception:
+        from qwt.training.metrics import is_primary_process
+
+        if not is_primary_process():  # several processes share the run directory: one remover
+            raise
         for root in roots:
             if root.is_dir() and not root.is_symlink() and not _holds_work(root):
                 shutil.rmtree(root, ignore_errors=True)

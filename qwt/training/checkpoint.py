@@ -23,6 +23,14 @@ extra or changed file (one flipped byte is enough) or unreadable metadata is *da
 with what is wrong and never restored. With no step given, reads take the newest intact checkpoint
 and say which ones they skipped (a :class:`CheckpointFallbackWarning`).
 
+Several processes (``jax.distributed``) share one checkpoint directory: orbax writes each process's
+shards, and everything else that touches the directory is done by process 0 alone between
+barriers (:func:`qwt.training.hosts.on_primary`): removing leftovers of interrupted saves when it
+is opened, moving damaged steps to ``<directory>.damaged/`` and old checkpoints to
+``<directory>.old-<n>/``, and reading the manifests to decide which step is intact (broadcast, so
+every process restores the same step). Every process must therefore open and use its
+:class:`Checkpointer` in the same order, as orbax requires of its managers anyway.
+
 Example:
     >>> import tempfile, numpy as np
     >>> from qwt.training import Checkpointer
@@ -47,6 +55,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from qwt.training import hosts
 from qwt.training.manifest import (  # re-exported: the checkpoint API predates the split
     MANIFEST, describe_damaged, file_digests, manifest_problems, verify_step_dir, write_manifest,
 )
@@ -74,6 +83,10 @@ class CheckpointMismatchError(ValueError):
 
 class CheckpointFallbackWarning(UserWarning):
     """Damaged checkpoints were skipped and an older, intact one was used instead."""
+
+
+# What process 0's failures become in the other processes (qwt.training.hosts.on_primary).
+_ERRORS = {c.__name__: c for c in (CheckpointError, CheckpointCorruptError, CheckpointMismatchError)}
 
 
 def _free_name(parent: pathlib.Path, base: str) -> pathlib.Path:
@@ -198,13 +211,23 @@ class Checkpointer:
         self.keep_last = keep_last
         self._mgr = self._open()
 
-    def _open(self) -> ocp.CheckpointManager:
-        # Leftovers of interrupted saves are removed here, synchronously and tolerant of a
-        # concurrent remover: orbax's own clean-up runs in a background thread per manager, and two
-        # managers on one directory (a reader next to the trainer) raced on the same folders.
+    def _primary(self, what: str, fn):
+        """``fn()`` in process 0 only, between barriers named after this directory; its (JSON-able)
+        result, or its exception, in every process (:func:`qwt.training.hosts.on_primary`)."""
+        return hosts.on_primary(f"qwt-checkpoint-{what}-{self.directory}", fn, errors=_ERRORS)
+
+    def _remove_leftovers(self) -> None:
         if self.directory.is_dir():
             for tmp in self.directory.glob("*.orbax-checkpoint-tmp*"):
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    def _open(self) -> ocp.CheckpointManager:
+        # Leftovers of interrupted saves are removed here, synchronously and tolerant of a
+        # concurrent remover: orbax's own clean-up runs in a background thread per manager, and two
+        # managers on one directory (a reader next to the trainer) raced on the same folders. With
+        # several processes, process 0 removes them while the others wait (before orbax lists the
+        # directory in each of them).
+        self._primary("open", self._remove_leftovers)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=self.keep_last,
             create=True,
@@ -260,7 +283,9 @@ class Checkpointer:
                 self._mgr.close()
             except Exception:  # noqa: BLE001 - the broken manager is being replaced anyway
                 pass
-            self._mgr = self._open()  # re-read the directory: the failed step is not in it
+            # Re-read the directory: the failed step is not in it. With several processes this is
+            # collective (like orbax's save): it assumes the save failed in every process.
+            self._mgr = self._open()
             previous = [s for s in self.all_steps() if s != step]
             where = (f"step {previous[-1]} in {self.directory} is intact" if previous
                      else "no earlier checkpoint exists")
@@ -272,7 +297,9 @@ class Checkpointer:
         """What is wrong with checkpoint ``step`` (empty: intact).
 
         Checks the manifest (every file present, none extra, sha256 unchanged) and that the
-        metadata reads as a JSON object (a manifest rewritten over garbage is still caught).
+        metadata reads as a JSON object (a manifest rewritten over garbage is still caught). With
+        several processes every process gets process 0's answer: it checks the manifest alone, and
+        its verdict on the metadata (which all read: orbax's restore is collective) is broadcast.
 
         Args:
           step: a committed step.
@@ -280,24 +307,32 @@ class Checkpointer:
         Returns:
           Problem descriptions, each naming the file concerned.
         """
-        problems = verify_step_dir(self.step_dir(step))
+        problems = self._primary(f"manifest-{int(step)}", lambda: verify_step_dir(self.step_dir(step)))
         if problems:
             return problems
         try:
             meta = self._read_meta_unchecked(step)
+            problems = [] if isinstance(meta, dict) else [f"meta is a {type(meta).__name__}, not a JSON object"]
         except CheckpointCorruptError as e:
-            return [str(e)]
-        return [] if isinstance(meta, dict) else [f"meta is a {type(meta).__name__}, not a JSON object"]
+            problems = [str(e)]
+        return hosts.broadcast_json(problems)
+
+    def _steps_everywhere(self) -> list[int]:
+        # Process 0's list of committed steps, so that every process walks the same ones.
+        return self._primary("steps", self.all_steps)
 
     def newest_intact(self) -> tuple[int | None, dict[int, list[str]]]:
         """The newest intact step and the damaged ones newer than it.
+
+        With several processes every process gets the same answer (process 0's, see
+        :meth:`verify`), so all restore the same step and move the same ones aside.
 
         Returns:
           ``(step, damaged)``: ``step`` is None when no committed step is intact (then ``damaged``
           holds them all); ``damaged`` maps each skipped step to its problems.
         """
         damaged = {}
-        for step in reversed(self.all_steps()):
+        for step in reversed(self._steps_everywhere()):
             problems = self.verify(step)
             if not problems:
                 return step, damaged
@@ -372,7 +407,9 @@ class Checkpointer:
             ) from e
 
     def _step(self, step):
-        steps = self.all_steps()
+        # Every decision below comes from process 0 (_steps_everywhere, verify, newest_intact), so
+        # all processes return the same step or raise the same error.
+        steps = self._steps_everywhere()
         if not steps:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
         if step is not None:
@@ -405,15 +442,23 @@ class Checkpointer:
         Returns:
           ``{step: new location}``.
         """
-        target = self.directory.with_name(self.directory.name + ".damaged")
-        target.mkdir(parents=True, exist_ok=True)
-        moved = {}
-        for step in steps:
-            dest = _free_name(target, str(int(step)))
-            shutil.move(str(self.step_dir(step)), str(dest))
-            moved[int(step)] = dest
+        steps = [int(s) for s in steps]
+
+        def move() -> dict[str, str]:
+            target = self.directory.with_name(self.directory.name + ".damaged")
+            target.mkdir(parents=True, exist_ok=True)
+            moved = {}
+            for step in steps:
+                dest = _free_name(target, str(step))
+                shutil.move(str(self.step_dir(step)), str(dest))
+                moved[str(step)] = str(dest)
+            return moved
+
+        # One mover (process 0), after every process has decided the same steps and before any
+        # reopens the directory; the others learn where each step went.
+        moved = self._primary("quarantine", move)
         self._reopen()
-        return moved
+        return {int(k): pathlib.Path(v) for k, v in moved.items()}
 
     def move_aside(self) -> pathlib.Path | None:
         """Moves the whole checkpoint directory to ``<directory>.old-<n>`` (first free ``n``) and
@@ -423,14 +468,20 @@ class Checkpointer:
           The new location of the old checkpoints, or None when the directory held nothing.
         """
         self._mgr.close()
-        dest = None
-        if self.directory.is_dir() and any(self.directory.iterdir()):
+
+        def move() -> str | None:
+            if not (self.directory.is_dir() and any(self.directory.iterdir())):
+                return None
             n = 1
             while (dest := self.directory.with_name(f"{self.directory.name}.old-{n}")).exists():
                 n += 1
             os.replace(self.directory, dest)
+            return str(dest)
+
+        # Process 0 moves once every process has closed its manager; the others wait for it.
+        dest = self._primary("move-aside", move)
         self._mgr = self._open()
-        return dest
+        return None if dest is None else pathlib.Path(dest)
 
     def clear(self) -> None:
         """Deletes every checkpoint in the directory (explicit; training never calls this)."""

@@ -39,7 +39,9 @@ import numpy as np
 from qwt.training.checkpoint import Checkpointer
 from qwt.training.config import TrainConfig
 from qwt.training.evaluate import choice_scores, eval_batches, generate_texts, strict_accuracy_eval, text_metrics
+from qwt.training.hosts import broadcast_json
 from qwt.training.loop import train
+from qwt.training.metrics import is_primary_process
 
 if TYPE_CHECKING:  # qwt.peft is imported when first used (it pulls in the simulators)
     from qwt.peft.config import Method
@@ -282,7 +284,9 @@ def _resume_fingerprint(spec: "JobSpec", ck_dir: pathlib.Path, resume: bool) -> 
         return {k: v for k, v in adapter.items() if not (k in defaults and same(v, defaults[k]))}
 
     fingerprint = {**spec.fingerprint(), "adapter": canonical(spec.adapter)}
-    if resume and ck_dir.is_dir():
+    # Process 0's view of the directory (a broadcast): every process must open the Checkpointer
+    # below or none, since its calls are collective with several processes.
+    if resume and broadcast_json(ck_dir.is_dir()):
         # A checkpoint written with the same settings spelled otherwise (by older code: explicit
         # defaults) keeps its own spelling, so that it still compares equal.
         from qwt.training.checkpoint import CheckpointError
@@ -324,7 +328,8 @@ def finetune(spec: JobSpec, out_dir, *, resume: bool = True, progress: bool | No
     for resume (``{"rank": 8}`` is LoRA's default: the same run as ``{}``).
 
     Returns:
-      The summary dict (also written to ``out_dir/summary.json``).
+      The summary dict (also written to ``out_dir/summary.json``; with several processes, by
+      process 0 only: every process returns the same dict).
 
     Raises:
       ValueError: among others, a base model holding inf/NaN weights (named, before any training:
@@ -360,10 +365,12 @@ def finetune(spec: JobSpec, out_dir, *, resume: bool = True, progress: bool | No
         scores = evaluate_run(model, tok, spec, eval_ex)
         summary.update(scores)
         # The generation metrics join the run's JSONL log as a final record.
-        with open(pathlib.Path(out_dir) / "metrics.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"step": res.step, **{k: v for k, v in scores.items() if k != "samples"}}) + "\n")
-    pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)
-    (pathlib.Path(out_dir) / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+        if is_primary_process():  # one writer of a shared run directory (all computed the same)
+            with open(pathlib.Path(out_dir) / "metrics.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"step": res.step, **{k: v for k, v in scores.items() if k != "samples"}}) + "\n")
+    if is_primary_process():
+        pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (pathlib.Path(out_dir) / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
 
 

@@ -18,6 +18,11 @@ stops with a :class:`~qwt.training.checkpoint.CheckpointCorruptError` naming eac
 nothing. ``resume=False`` never deletes: it moves the old ``checkpoints/`` to
 ``checkpoints.old-<n>/`` and prints where.
 
+Several processes (``jax.distributed``, a mesh spanning them): every process runs the same loop and
+computes the same values; only process 0 (:func:`~qwt.training.metrics.is_primary_process`) writes
+``metrics.jsonl`` and ``curves.png``, and checkpoint folder moves happen once, in process 0, between
+barriers (:mod:`qwt.training.checkpoint`).
+
 Example:
     >>> import jax.numpy as jnp, numpy as np
     >>> from flax import nnx
@@ -56,7 +61,9 @@ from qwt.training.checkpoint import (
 )
 from qwt.training import mesh as qmesh
 from qwt.training.config import TrainConfig
-from qwt.training.metrics import MetricsLog, ProgressLines, Throughput, progress_bar, progress_enabled
+from qwt.training.metrics import (
+    MetricsLog, ProgressLines, Throughput, is_primary_process, progress_bar, progress_enabled,
+)
 from qwt.training.optim import make_optimizer, make_schedule
 from qwt.training.plot import plot_curves
 from qwt.training.step import cast_floating, lm_loss_fn, make_eval_step, make_train_step, split_model
@@ -280,7 +287,8 @@ def _start_point(ckpt: Checkpointer | None, resume: bool, state, fingerprint: di
     """
     if ckpt is not None and not resume:
         moved = ckpt.move_aside()
-        if moved is not None:  # said out loud: a fresh start must not look like lost checkpoints
+        # Said out loud (once, by process 0): a fresh start must not look like lost checkpoints.
+        if moved is not None and is_primary_process():
             print(f"qwt: starting over; the previous checkpoints are kept in {moved}", file=sys.stderr)
     if mesh is not None:  # before a restore, which reads each array straight into this placement
         state = qmesh.place_replicated(state, mesh)
@@ -341,7 +349,10 @@ class _Loop:
         if mesh is not None:  # traced under the mesh: per-token circuits chunk per data shard (qwt.nn.quantum)
             step_fn, eval_step = qmesh.under_mesh(step_fn, mesh), eval_step and qmesh.under_mesh(eval_step, mesh)
         base_key = jax.random.wrap_key_data(jnp.asarray(state["rng"]))
-        return cls(cfg, batches, step_fn, eval_step, list(eval_data or [])[: cfg.eval_batches], rest, state["rng"],
+        eval_list = list(eval_data or [])[: cfg.eval_batches]
+        if mesh is not None:  # each process puts only its devices' rows (cross-process safe)
+            eval_list = [qmesh.place_eval_batch(b, mesh) for b in eval_list]
+        return cls(cfg, batches, step_fn, eval_step, eval_list, rest, state["rng"],
                    base_key, make_schedule(cfg), mesh, log, ckpt, meta, t_start, state["trainable"], state["opt_state"],
                    start, start)
 
@@ -412,7 +423,7 @@ class _Loop:
             self.eval_loss = evaluate_loss(self.eval_step, self.trainable, self.rest, self.eval_list)
         records = self.log.records
         losses = [r["loss"] for r in records if "loss" in r and not r.get("diverged")]
-        if out is not None:
+        if out is not None and is_primary_process():  # one writer for a shared run directory
             plot_curves({desc: records}, out / "curves.png", title=f"{desc}: loss")
         return TrainResult(
             step=max(self.last_good, self.start),

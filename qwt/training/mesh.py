@@ -10,8 +10,10 @@ places, before the first step:
   circuits of its own tokens);
 * adapters, optimizer state and the PRNG state: replicated (they are small: the point of PEFT).
 
-The jitted step is unchanged: XLA's SPMD partitioner inserts the collectives (all-gathers of the
-base weights for FSDP, a mean over the data axis for the loss and gradients). The mesh uses Auto
+The jitted step is unchanged: XLA's SPMD partitioner inserts the collectives (for FSDP, all-gathers
+of whatever it chooses to move between the ``fsdp`` devices: on the built-in tiny model these are
+activations, not whole weights, see benchmarks/results/bench_scaling.md; a mean over the data axis
+for the loss and gradients). The mesh uses Auto
 axes so the existing models need no sharding annotations; the step is traced under the mesh
 (:func:`under_mesh`), where a ``QuantumLayer`` runs each ``data`` shard's rows on that shard
 (``jax.shard_map``), so the per-token circuits stay with their tokens (no all-gather of circuit
@@ -27,7 +29,10 @@ any mesh shape, or on one device.
 
 Multi-host: call ``jax.distributed.initialize(...)`` in every process before anything else uses
 JAX; ``jax.devices()`` then lists every host's devices and :func:`make_mesh` spans them all (the
-README's "Multi-device and multi-host" section has a launcher for ``qwt finetune``).
+README's "Multi-device and multi-host" section has a launcher for ``qwt finetune``). Every process
+holds the same host values (the same seeded base, adapters and batches), so placing them is
+cross-process safe: :func:`put` has each process transfer only the slices of its own devices
+(``jax.make_array_from_callback``), nothing is sent between hosts.
 
 Example:
     >>> spec = parse_mesh("data=1,fsdp=1")
@@ -46,8 +51,8 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
-__all__ = ["MeshSpec", "parse_mesh", "make_mesh", "base_spec", "place_base", "place_replicated",
-           "place_batch", "check_mesh", "check_batch_size", "under_mesh"]
+__all__ = ["MeshSpec", "parse_mesh", "make_mesh", "base_spec", "put", "place_base", "place_replicated",
+           "place_batch", "place_eval_batch", "check_mesh", "check_batch_size", "under_mesh"]
 
 AXES = ("data", "fsdp")
 
@@ -148,16 +153,42 @@ def base_spec(shape, fsdp: int) -> P:
     return P(*[("fsdp" if i == best else None) for i in range(len(shape))])
 
 
+def put(x, sharding: NamedSharding) -> jax.Array:
+    """``x`` (the same host value in every process) placed with ``sharding``, also across processes.
+
+    ``jax.device_put`` when every device of ``sharding`` is this process's (one host: a direct
+    device-to-device copy for a ``jax.Array``); otherwise each process builds its own shards from
+    its copy (``jax.make_array_from_callback``), so nothing crosses hosts and no process needs the
+    others' devices. An array already spread over several processes is resharded by JAX.
+
+    Args:
+      x: an array (numpy or ``jax.Array``), equal in every process.
+      sharding: the target placement.
+
+    Returns:
+      The placed ``jax.Array``.
+
+    Example:
+      >>> m = make_mesh(MeshSpec())
+      >>> put(np.arange(4.0), NamedSharding(m, P("data"))).tolist()
+      [0.0, 1.0, 2.0, 3.0]
+    """
+    if sharding.is_fully_addressable or (isinstance(x, jax.Array) and not x.is_fully_addressable):
+        return jax.device_put(x, sharding)
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
 def place_base(tree, mesh: Mesh):
-    """Puts every array of the frozen base on the mesh by :func:`base_spec`."""
+    """Puts every array of the frozen base on the mesh by :func:`base_spec` (:func:`put`)."""
     fsdp = mesh.shape["fsdp"]
-    return jax.tree.map(lambda x: jax.device_put(x, NamedSharding(mesh, base_spec(np.shape(x), fsdp))), tree)
+    return jax.tree.map(lambda x: put(x, NamedSharding(mesh, base_spec(np.shape(x), fsdp))), tree)
 
 
 def place_replicated(tree, mesh: Mesh):
-    """Puts every array (adapters, optimizer state) on every device of the mesh."""
+    """Puts every array (adapters, optimizer state) on every device of the mesh (:func:`put`)."""
     rep = NamedSharding(mesh, P())
-    return jax.tree.map(lambda x: jax.device_put(x, rep), tree)
+    return jax.tree.map(lambda x: put(x, rep), tree)
 
 
 def check_mesh(mesh) -> None:
@@ -188,13 +219,33 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
 
 
 def place_batch(batch: dict, mesh: Mesh) -> dict:
-    """Puts a stacked batch ``{name: (grad_accum, batch, ...)}`` on the mesh, batch axis on ``data``."""
+    """Puts a stacked batch ``{name: (grad_accum, batch, ...)}`` on the mesh, batch axis on ``data``.
+
+    Every process passes the whole batch (the same in all); each places its devices' rows
+    (:func:`put`)."""
     out = {}
     for k, v in batch.items():
         if np.ndim(v) < 2:
             raise ValueError(f"batch entry {k!r} has shape {np.shape(v)}; expected (grad_accum, batch, ...)")
         check_batch_size(np.shape(v)[1], mesh)
-        out[k] = jax.device_put(v, NamedSharding(mesh, P(None, "data")))
+        out[k] = put(v, NamedSharding(mesh, P(None, "data")))
+    return out
+
+
+def place_eval_batch(batch: dict, mesh: Mesh) -> dict:
+    """Puts an evaluation batch ``{name: (batch, ...)}`` on the mesh: rows along ``data`` when it
+    divides them, else replicated (a short last batch of a small eval set); values are unchanged.
+
+    Example:
+      >>> b = place_eval_batch({"ids": np.zeros((3, 5), np.int32)}, make_mesh(MeshSpec()))
+      >>> b["ids"].shape
+      (3, 5)
+    """
+    check_mesh(mesh)
+    out = {}
+    for k, v in batch.items():
+        split = np.ndim(v) >= 1 and np.shape(v)[0] % mesh.shape["data"] == 0
+        out[k] = put(v, NamedSharding(mesh, P("data") if split else P()))
     return out
 
 

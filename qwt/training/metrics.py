@@ -29,7 +29,23 @@ import time
 from typing import Any, Iterable
 
 __all__ = ["MetricsLog", "read_jsonl", "Throughput", "progress_bar", "progress_enabled", "ProgressLines",
-           "progress_lines_enabled"]
+           "progress_lines_enabled", "is_primary_process"]
+
+
+def is_primary_process() -> bool:
+    """True in the process that writes a run directory's files: ``jax.process_index() == 0``.
+
+    With several processes (``jax.distributed``) all compute the same values, but only this one
+    writes ``metrics.jsonl``, ``summary.json`` and ``curves.png`` (one writer, no race on a shared
+    directory); with one process it is always True. Call it after ``jax.distributed.initialize``.
+
+    Example:
+        >>> is_primary_process()
+        True
+    """
+    import jax  # here, not at the top: the log itself needs no JAX
+
+    return jax.process_index() == 0
 
 
 def _clean(value):
@@ -48,25 +64,44 @@ def _clean(value):
 class MetricsLog:
     """Append-only JSONL file of metric records (one JSON object per line, flushed each write).
 
+    With several processes (``jax.distributed``) only the primary one (:func:`is_primary_process`)
+    writes the file; every process keeps the same :attr:`records` in memory.
+
     Args:
       path: the ``.jsonl`` file (parent directories are created); ``None`` keeps records in memory
         only.
       keep_until_step: when resuming, records with ``step`` greater than this are dropped from an
         existing file first, so the log matches the restored checkpoint; ``None`` starts a new file.
+        The kept records are read by process 0 and broadcast (every process must then construct
+        the log, as the training loop does).
+      writer: whether this process writes the file; default :func:`is_primary_process`.
     """
 
-    def __init__(self, path=None, *, keep_until_step: int | None = None):
+    def __init__(self, path=None, *, keep_until_step: int | None = None, writer: bool | None = None):
         self.path = None if path is None else pathlib.Path(path)
         self.records: list[dict[str, Any]] = []
         self._fh = None
-        if self.path is not None:
+        if self.path is None:
+            return
+        self.writer = is_primary_process() if writer is None else bool(writer)
+        if keep_until_step is not None:
+            from qwt.training.hosts import on_primary  # hosts imports this module
+
+            # Read by process 0 before it truncates the file, and sent to the others: nobody reads
+            # a half-rewritten log, and all processes hold the same records.
+            self.records = on_primary(f"qwt-metrics-resume-{self.path.absolute()}",
+                                      lambda: self._kept(keep_until_step))
+        if self.writer:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            if keep_until_step is not None and self.path.exists():
-                self.records = [r for r in read_jsonl(self.path) if r.get("step", 0) <= keep_until_step]
             self._fh = open(self.path, "w", encoding="utf-8")
             for r in self.records:
                 self._fh.write(json.dumps(r) + "\n")
             self._fh.flush()
+
+    def _kept(self, keep_until_step: int) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [r for r in read_jsonl(self.path) if r.get("step", 0) <= keep_until_step]
 
     def write(self, record: dict[str, Any]) -> None:
         record = _clean(dict(record))
