@@ -11,7 +11,7 @@ the two trees hand XLA the same program.
 Usage:
     git worktree add /tmp/ab_old 5d2a6e2 && ln -s /tmp/ab_old/kernels /tmp/ab_old/qwt/kernels
     git worktree add /tmp/ab_new HEAD && ln -s /tmp/ab_new/kernels /tmp/ab_new/qwt/kernels
-    python benchmarks/ab_trees.py /tmp/ab_old /tmp/ab_new --rounds 3 --cases mps24,hea20,hea16
+    python benchmarks/ab_trees.py /tmp/ab_old /tmp/ab_new --rounds 3 --cases mps24,hea20,hea16,qtha_block
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ CASES = {
     "mps24": "import bench_mps as b; r = b.run_qwt(24, 4, 16)",
     "hea20": "import bench_statevector as b; r = b.run_case('hea', 'qwt-repeat', 20, 10, repeats=3)",
     "hea16": "import bench_statevector as b; r = b.run_case('hea', 'qwt-repeat', 16, 10, repeats=5)",
+    # bench_adapters' QTHA decoder block (Qwen2-0.5B dims, 4096 tokens); run() also times the QNN alone
+    "qtha_block": "import bench_adapters as b; r = b.run(b.FULL, [('qtha', {})], 3)[0]",
 }
 
 _SIZE = """
@@ -76,6 +78,8 @@ def main(argv=None):
     if unknown:
         ap.error(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)}")
     if args.sizes:
+        if set(cases) - {"mps24", "hea16", "hea20"}:
+            ap.error("--sizes measures the mps24, hea16 and hea20 programs only")
         for case in cases:
             for side, tree in trees.items():
                 print(json.dumps({"case": case, "tree": side, **run_in(tree, _SIZE, case)}), flush=True)
@@ -84,7 +88,7 @@ def main(argv=None):
     for r in range(args.rounds):
         for case in cases:
             for side in ("old", "new") if r % 2 == 0 else ("new", "old"):
-                runs.append({"round": r, "case": case, "tree": side, **run_in(trees[side], CASES[case], case)})
+                runs.append({**run_in(trees[side], CASES[case], case), "round": r, "case": case, "tree": side})
                 print(json.dumps(runs[-1]), flush=True)
     for case in cases:
         for side in ("old", "new"):
