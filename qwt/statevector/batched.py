@@ -44,7 +44,7 @@ from qwt.circuit import Circuit
 
 try:  # read by _routable only; JAX does not export the class publicly
     from jax._src.interpreters.batching import BatchTracer as _BatchTracer
-except ImportError:  # pragma: no cover - a JAX without it routes every encoded call (still exact)
+except ImportError:  # pragma: no cover - a JAX without it routes nothing (the general path, same values)
     _BatchTracer = None
 
 __all__ = ["encoded", "expectation"]
