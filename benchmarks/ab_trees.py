@@ -26,6 +26,7 @@ CASES = {
     "mps24": "import bench_mps as b; r = b.run_qwt(24, 4, 16)",
     "hea20": "import bench_statevector as b; r = b.run_case('hea', 'qwt-repeat', 20, 10, repeats=3)",
     "hea16": "import bench_statevector as b; r = b.run_case('hea', 'qwt-repeat', 16, 10, repeats=5)",
+    "qtha_kernel": "import bench_statevector as b; r = b.run_case('qtha', 'qwt-kernel', 10, 10, 1024, repeats=3)",
     # bench_adapters' QTHA decoder block (Qwen2-0.5B dims, 4096 tokens); run() also times the QNN alone
     "qtha_block": "import bench_adapters as b; r = b.run(b.FULL, [('qtha', {})], 3)[0]",
 }
