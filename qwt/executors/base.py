@@ -190,6 +190,11 @@ class Executor(abc.ABC):
         """The backend's width (None: limited only by memory, checked by the simulator)."""
         return None
 
+    def width_hint(self) -> str:
+        """Appended to the "wider than the backend" errors (here and in
+        :func:`qwt.executors.layer.check_executor`): how to lift this backend's width cap, or ""."""
+        return ""
+
     @property
     def exact_uses_seed(self) -> bool:
         """Whether exact (``shots=None``) results depend on the seed (a sampling simulator's do)."""
@@ -220,7 +225,7 @@ class Executor(abc.ABC):
         for c in circuits:
             if width is not None and c.n_qubits > width:
                 raise ValueError(f"{self.name}: a {c.n_qubits}-qubit circuit is wider than the backend "
-                                 f"({width} qubits)")
+                                 f"({width} qubits){self.width_hint()}")
             check_observable_wires(obs, c.n_qubits, "circuit")
         if width is not None:
             check_observable_wires(obs, width, f"backend {self.name}")

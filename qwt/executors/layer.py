@@ -58,10 +58,8 @@ def check_executor(executor, layer) -> None:
         raise ValueError("an executor runs gates: QuantumLayer with amplitude encoding cannot use one")
     width = executor.n_qubits
     if width is not None and layer.n_qubits > width:
-        # The local executor's only width cap is its density-matrix noise mode: say how to lift it.
-        hint = (" (the density-matrix noise mode; LocalExecutor(noise=..., trajectories=N) has no such cap)"
-                if getattr(executor, "noise", None) is not None and hasattr(executor, "trajectories") else "")
-        raise ValueError(f"QuantumLayer has {layer.n_qubits} qubits but executor {executor.name} has {width}{hint}")
+        raise ValueError(f"QuantumLayer has {layer.n_qubits} qubits but executor {executor.name} has "
+                         f"{width} qubits{executor.width_hint()}")
 
 
 def _template(circuit: Circuit) -> tuple:

@@ -69,6 +69,13 @@ def _pad(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
+def _stack(rows) -> list:
+    """The leaves of ``(index, leaves)`` rows of one structure, stacked along a new leading axis
+    (complex64 for matrices, float32 for angles): the batched input of a ``vmap``-ed program."""
+    leaves = [np.stack([np.asarray(r[1][j]) for r in rows]) for j in range(len(rows[0][1]))]
+    return [jnp.asarray(a, jnp.complex64 if np.iscomplexobj(a) else jnp.float32) for a in leaves]
+
+
 def _floor_pow2(n: int) -> int:
     return 1 << (max(1, n).bit_length() - 1)
 
@@ -126,15 +133,12 @@ class LocalExecutor(Executor):
     def cache_tag(self) -> tuple:
         return () if self.trajectories is None else ("trajectories", self.trajectories)
 
-    def _validate(self, circuits, observables, shots):
-        try:
-            return super()._validate(circuits, observables, shots)
-        except ValueError as e:
-            if self.n_qubits is not None and "wider than the backend" in str(e):
-                raise ValueError(f"{e}: the density-matrix noise mode holds 4**n numbers per circuit; "
-                                 "LocalExecutor(noise=..., trajectories=N) simulates the model by N state-vector "
-                                 "trajectories with no width cap") from None
-            raise
+    def width_hint(self) -> str:
+        """The only width cap is the density-matrix noise mode's: trajectories lift it."""
+        if self.n_qubits is None:
+            return ""
+        return (": the density-matrix noise mode holds 4**n numbers per circuit; LocalExecutor(noise=..., "
+                "trajectories=N) simulates the model by N state-vector trajectories with no width cap")
 
     def _one(self, obs, shots):
         """``f(circuit, key) -> (n_obs,)`` for this executor's mode."""
@@ -204,8 +208,7 @@ class LocalExecutor(Executor):
         out = np.zeros((total, len(obs)))
         for r0 in range(0, total, size):
             part = rows[r0 : r0 + size]
-            stacked = [np.stack([np.asarray(r[1][j]) for r in part]) for j in range(len(part[0][1]))]
-            stacked = [jnp.asarray(a, jnp.complex64 if np.iscomplexobj(a) else jnp.float32) for a in stacked]
+            stacked = _stack(part)
             for start in range(0, n_traj, chunk):
                 out[r0 : r0 + size] += np.asarray(program(stacked, keys[r0 : r0 + size], start), np.float64)
         if shots is None:
@@ -230,8 +233,7 @@ class LocalExecutor(Executor):
                 continue
             size = _pad(len(rows))
             rows = rows + [rows[0]] * (size - len(rows))  # padding rows are computed and dropped
-            stacked = [np.stack([np.asarray(r[1][j]) for r in rows]) for j in range(len(rows[0][1]))]
-            stacked = [jnp.asarray(a, jnp.complex64 if np.iscomplexobj(a) else jnp.float32) for a in stacked]
+            stacked = _stack(rows)
             s = [seeds[i] for i in idx] + [seeds[idx[0]]] * (size - len(idx))
             keys = jax.vmap(jax.random.key)(jnp.asarray(s, jnp.uint32))
             vals = np.asarray(self._program(treedef, okey, observables, shots)(stacked, keys))

@@ -81,9 +81,10 @@ class MetricsLog:
         self.path = None if path is None else pathlib.Path(path)
         self.records: list[dict[str, Any]] = []
         self._fh = None
+        # set on every log (False without a file), so readers never meet a log without it
+        self.writer = self.path is not None and (is_primary_process() if writer is None else bool(writer))
         if self.path is None:
             return
-        self.writer = is_primary_process() if writer is None else bool(writer)
         if keep_until_step is not None:
             from qwt.training.hosts import on_primary  # hosts imports this module
 
