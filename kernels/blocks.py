@@ -34,6 +34,7 @@ __all__ = [
     "diagonal_tiles",
     "xla_layered_rows",
     "XLA_CHUNK_AMPLITUDES",
+    "XLA_LAYERED_KEEP_BYTES",
     "MIN_DOT",
 ]
 
@@ -55,6 +56,11 @@ _GPU_DIAG_ELEMS = 1 << 14
 #: the 10-qubit QNN (4096 rows, forward+backward): 2**16..2**18 within 10%; 2**22 (no chunking)
 #: 3.3x slower on the layered path and 1.7x on the state-vector path.
 XLA_CHUNK_AMPLITUDES = 1 << 17
+#: Largest total size of the final states the XLA layered path keeps from its forward pass for the
+#: backward pass (beyond it, the backward pass recomputes them: one more forward pass). Keeping
+#: them saved 20-25% of a 10-qubit QNN's value+grad step (B=1024: 8 MiB kept); 256 MiB bounds the
+#: memory a large token batch can take (B=32,768 at 10 qubits).
+XLA_LAYERED_KEEP_BYTES = 1 << 28
 
 
 def triton_params(kernel: str):

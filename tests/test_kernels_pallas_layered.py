@@ -117,19 +117,23 @@ def test_random_circuit_with_pauli_strings_and_coefficients():
     assert abs(float(got[1][2])) > 1e-3  # the observable coefficient gets a gradient
 
 
-def test_xla_path_in_chunks_matches_reference_and_statevector(monkeypatch):
-    """The cache-blocked XLA path (planes, real steps, chunks) against the plain-jnp oracle and the
-    simulator: complex steps, several read-out bases, and a batch the chunk size does not divide."""
+@pytest.mark.parametrize("keep", [True, False], ids=["final-states-kept", "recomputed"])
+def test_xla_path_in_chunks_matches_reference_and_statevector(monkeypatch, keep):
+    """The cache-blocked XLA path (planes, real steps, chunks, adjoint backward pass) against the
+    plain-jnp oracle and the simulator: complex and multi-term steps, several read-out bases, a
+    batch the chunk size does not divide, final states kept from the forward pass or recomputed."""
     n, seed, batch = 5, 2, 7
     build, n_angles = _random_circuit(n, seed)
     obs = [qwt.Z(0), 0.7 * qwt.X(1) * qwt.Y(n - 1) - 0.3 * qwt.Z(n - 1), qwt.Y(0) + qwt.X(n - 2) * qwt.Z(1)]
     monkeypatch.setattr(blocks, "XLA_CHUNK_AMPLITUDES", 3 * 2**n)  # 3 rows per chunk: 3 chunks, 2 padded rows
+    monkeypatch.setattr(blocks, "XLA_LAYERED_KEEP_BYTES", blocks.XLA_LAYERED_KEEP_BYTES if keep else 0)
     assert blocks.xla_layered_rows(n, batch) == 3
 
     def via(fn):
         def f(x, theta):
             prog, ops = compile_layered(build(theta), obs)
-            assert len(prog.groups) > 1 and any(not k[2] for s in prog.segments for k in s.kinds if k[0] == "dense")
+            dense = [k for s in prog.segments for k in s.kinds if k[0] == "dense"]
+            assert len(prog.groups) > 1 and any(not k[2] for k in dense) and any(k[1] > 1 for k in dense)
             return fn(prog, ops, x)
 
         return f
