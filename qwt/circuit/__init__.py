@@ -2,7 +2,8 @@
 
 :mod:`qwt.circuit.guards` holds the input checks every simulator and layer shares (memory before
 allocating, finite angles, normalised states). :func:`qwt.circuit.lower.lower` turns a circuit
-into the one lowered form every simulator consumes.
+into the one lowered form every simulator consumes; :func:`qwt.circuit.stacking.stack_scalars`
+stacks a plain loop's traced angles in a form XLA compiles without a kernel per angle.
 
 Example:
     >>> from qwt.circuit import Circuit, Z, as_observable

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qwt.circuit.circuit import Circuit, Operation, Repeat
+from qwt.circuit.stacking import stack_scalars
 
 __all__ = ["Gate", "Segment", "Lowered", "lower", "fold_periods", "find_period", "operations",
            "segment_operations", "MIN_REPS", "MIN_SCAN_OPS", "MAX_PERIOD"]
@@ -212,13 +213,21 @@ def _carve(gates, params, min_reps, min_ops, out_segments, out_params):
     s, p, reps = found
     _carve(gates[:s], params[:s], min_reps, min_ops, out_segments, out_params)
     stacked = tuple(
-        tuple(jnp.stack([params[s + r * p + j][a] for r in range(reps)]) for a in range(len(params[s + j])))
+        tuple(_stack([params[s + r * p + j][a] for r in range(reps)]) for a in range(len(params[s + j])))
         for j in range(p)
     )
     out_segments.append(Segment(tuple(gates[s : s + p]), reps))
     out_params.append(stacked)
     rest = s + p * reps
     _carve(gates[rest:], params[rest:], min_reps, min_ops, out_segments, out_params)
+
+
+def _stack(values):
+    """One angle per repetition stacked on a layer axis (:func:`stack_scalars` for scalars: a
+    plain loop's angles are traced slices, which ``jnp.stack`` compiles one kernel each)."""
+    if all(jnp.ndim(v) == 0 for v in values):
+        return stack_scalars(values)
+    return jnp.stack(values)
 
 
 def fold_periods(low: Lowered, min_reps: int = MIN_REPS, min_ops: int = MIN_SCAN_OPS) -> Lowered:
