@@ -14,6 +14,13 @@ kernel) and gives it a ``custom_jvp`` whose tangent is a plain stack, so reverse
 it into plain slices. The same measurement: 1.8 s for the value, 6.5 s for value and gradient.
 Values are exact (a sum of one number and zeros); forward and reverse mode both work.
 
+Where the scalars are consecutive slices of one 1-D array (``theta[j]``, ``theta[j + 1]``, ... in
+order), XLA's simplifier merges the concatenate of slices into one slice and ``jnp.stack`` is the
+better choice: the packed straight segments of :mod:`qwt.statevector.plan` keep it (a random
+8-qubit, 10,000-gate circuit compiled in 3.4 s with it and 12-18 s with grouped pads). A layer
+loop's angles across its layers are strided, never consecutive, so :func:`qwt.circuit.lower.fold_periods`
+uses this function.
+
 Example:
     >>> import jax, jax.numpy as jnp
     >>> from qwt.circuit.stacking import stack_scalars
