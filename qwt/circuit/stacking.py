@@ -19,7 +19,8 @@ order), XLA's simplifier merges the concatenate of slices into one slice and ``j
 better choice: the packed straight segments of :mod:`qwt.statevector.plan` keep it (a random
 8-qubit, 10,000-gate circuit compiled in 3.4 s with it and 12-18 s with grouped pads). A layer
 loop's angles across its layers are strided, never consecutive, so :func:`qwt.circuit.lower.fold_periods`
-uses this function.
+uses this function by default (the layered compiler, whose operand construction measured faster
+with ``jnp.stack``, passes that instead: see ``fold_periods``'s ``stack`` argument).
 
 Example:
     >>> import jax, jax.numpy as jnp

@@ -302,8 +302,10 @@ def compile_layered(circuit: Circuit, observables, dtype=jnp.complex64):
             plain.clear()
 
     # periodic runs of plain gates (a Python loop of layers) become repeated segments, as
-    # ``repeat`` blocks do: compile time then follows the layer, not the depth
-    low = fold_periods(lower(circuit, dtype))
+    # ``repeat`` blocks do: compile time then follows the layer, not the depth. Their angles are
+    # stacked with jnp.stack: on the routed QTHA plain loop (10 qubits, 10 layers, value+grad)
+    # compile took 21.8 s of CPU time with it and 34.6 s with the grouped stack_scalars.
+    low = fold_periods(lower(circuit, dtype), stack=jnp.stack)
     for seg, params in zip(low.segments, low.params):
         if seg.length is None:
             plain.extend(segment_operations(seg, params))
