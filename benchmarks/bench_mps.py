@@ -34,20 +34,21 @@ from benchmarks.common import call_with_budget, fmt_s, machine_description, mark
 
 
 NOTES = """
-## Why targets are missed (analysis)
+## How qwt runs these circuits, and what misses its target (analysis)
 
 - **Machine.** 2 cores; the load during the run is what the header says. Compile time is
   single-threaded CPU work and moves most with load; compare libraries within one run.
-- **Compile.** qwt traces a compact program (no per-gate SVD in the graph): one gate table, up to
-  three scans (bond classes χ/4, χ/2, χ), each a 3-way switch (SVD gate, QR centre moves left and
-  right) with a custom VJP. Each backward scan costs seconds of XLA compile, and the user's plain
-  loops add 576 (72q) scalar slices of θ that are traced, stacked and transposed. The compile does
-  not grow with depth (tests/test_mps.py checks the scan count), but at 72 qubits it is above 10 s. Fewer classes would save a scan each and cost step time.
-- **24-qubit step.** qwt pads every bond to its class size and keeps the orthogonality centre next
-  to each gate with one QR row per gate (the price of optimal truncation). quimb uses the exact bond
-  sizes: in layer 4 half of qwt's SVDs are 32x32 where 16x16 would do. What would close the gap:
-  applying each gate in operator-Schmidt form (SVD of an r·χ_bond square instead of 2χ) and folding
-  the centre moves into the gate rows; not done in this round.
+- **Rows.** `qwt.mps.compile` decides every two-site update statically: where the bond has room
+  (the brickwork at χ=16 never truncates) an update is an exact `MERGE` (one site becomes a fixed
+  isometry) or `OPS` (a controlled/diagonal gate as its two operator-Schmidt terms) row, with no
+  SVD and no orthogonality centre; only truncating `GATE` rows (SVD) need the canonical form, and
+  QR `MOVE` rows restore it just for the sites that break it. The backward pass reuses the forward
+  pass's decompositions (`qwt.mps.svd.svd_given`/`qr_given`). Same-process A/B against the
+  previous row compiler on this host: 24q step 23.4 -> 4.6 ms (quimb 21.3 ms), 72q step 1.12 ->
+  0.46 s, 72q compile 30.8 -> 13.8 s wall (the old one compiled first in that process).
+- **72-qubit compile** (missed, 13.3 s vs 10 s): 4.2 s trace + lower (576 plain-loop angles)
+  and 8.1 s of XLA compile for 4 while loops and 263 fusions (8,589 HLO lines);
+  not profiled further in this round.
 - **72-qubit step** meets the 1 s target; neither peer finished compiling within its budget.
 """
 

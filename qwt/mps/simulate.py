@@ -1,16 +1,19 @@
 """Runs a compiled program (:mod:`qwt.mps.compile`) on χ-padded site tensors: ``qwt.mps.state``.
 
-Every row of a segment is one scan step on the array ``T`` of shape ``(n, χ, 2, χ)``: slice the
-two sites' ``(D, 2, D)`` corners at a traced site index, then either
+Every row of a block is one scan step on the array ``T`` of shape ``(n, χ, 2, χ)``: slice the
+two sites at a traced site index, then either
 
-* ``GATE``: ``θ = G · (A ⊗ B)`` as a ``(2D, 2D)`` matrix, broadened SVD (:mod:`qwt.mps.svd`),
-  keep ``D`` values (the bond classes make this exact below χ; at ``D = χ`` it is the
-  truncation), rescale to the old norm, record the discarded weight, centre to the side of the
-  next update;
-* ``MOVE_RIGHT`` / ``MOVE_LEFT``: one QR step moving the orthogonality centre by one site;
+* ``GATE``: ``θ = G · (A ⊗ B)`` as a ``(2χ, 2χ)`` matrix, broadened SVD (:mod:`qwt.mps.svd`),
+  keep the row's number of values (χ where it truncates), rescale to the old norm, record the
+  discarded weight, leave the weight on the side the row names;
+* ``MERGE``: the same ``θ`` without a decomposition: one site becomes the fixed isometry
+  ``(l, s) → 2l + s`` and the other takes ``θ`` (exact when the outer bond is at most χ/2 wide);
+* ``MOVE``: one QR step moving the weight by one site (a left move is a right move on the
+  mirrored pair);
 
-and write the corners back. Repeat blocks scan over their repetitions, each running the body's
-table, so compile time is independent of depth.
+then zero every bond index past the row's widths (:class:`qwt.mps.compile.Rows`) and write the two
+sites back. Repeat blocks scan over their repetitions, each running the body's table, so compile
+time is independent of depth.
 
 Example:
     >>> import jax.numpy as jnp, qwt
@@ -31,6 +34,7 @@ from qwt.circuit import Circuit, guards
 from qwt.circuit.lower import lower, segment_operations
 from qwt.mps import compile as _compile
 from qwt.mps import svd as _svd
+from qwt.mps import tables as _tables
 from qwt.mps.tensors import (
     MPS, _truncate, check_cutoff, check_dtype, check_max_bond, check_tensor_memory, exact_bond, norm, product_state,
 )
@@ -44,68 +48,148 @@ def _at(site):
     return (site, zero, zero, zero)
 
 
-def run_rows(T, kinds, sites, rights, mats, D: int, cutoff: float, eps):
-    """Scans the rows of one segment over ``T``; returns ``(T, discarded (K,))``."""
-    real = jnp.finfo(T.dtype).dtype
-    zero = jnp.zeros((), real)
+def _mirror(t):
+    """A site tensor of the mirrored chain (left and right bonds exchanged)."""
+    return t.transpose(2, 1, 0)
 
-    def gate(a, b, g, right):
-        theta = jnp.einsum("asb,btc->astc", a, b)
-        theta = jnp.einsum("uvst,astc->auvc", g.reshape(2, 2, 2, 2), theta).reshape(2 * D, 2 * D)
-        u, s, vh = _svd.svd(theta, eps)
-        keep, dropped = _truncate(s, D, cutoff)
-        keep = keep.astype(T.dtype)
+
+def _branches(D: int, cutoff: float, eps, kinds):
+    """The row functions ``f(ab, g, right, widths, dec) -> (ab', discarded, dec')`` of ``kinds``.
+
+    ``ab`` holds the two ``(D, 2, D)`` sites, ``g`` is ``(matrix, fa, fb)``
+    (:func:`qwt.mps.tables.build_tables`). ``dec`` is None in the forward pass, where ``GATE`` and
+    ``MOVE`` rows decompose and return their factors in ``dec'``; the backward pass passes them
+    back in ``dec`` so that differentiating a row does not decompose again.
+    """
+    idx = np.arange(D)  # a constant: a traced iota would leak out of the VJP closure
+    h, swap = -(-D // 2), np.array([0, 2, 1, 3])
+    slots = {}  # the decompositions the table needs, zero where a row makes none
+    if _compile.GATE in kinds:
+        slots["svd"] = lambda dt: (jnp.zeros((2 * D, 2 * D), dt), jnp.zeros((2 * D,), jnp.finfo(dt).dtype),
+                                   jnp.zeros((2 * D, 2 * D), dt))  # fmt: skip
+    if _compile.MOVE in kinds:
+        slots["qr"] = lambda dt: (jnp.zeros((2 * D, D), dt), jnp.zeros((D, D), dt))
+
+    def fill(dt, **made):
+        return {k: made[k] if k in made else zeros(dt) for k, zeros in slots.items()}
+
+    def theta(a, b, m):
+        t = jnp.einsum("asb,btc->astc", a, b)
+        return jnp.einsum("uvst,astc->auvc", m.reshape(2, 2, 2, 2), t)
+
+    def gate(a, b, g, right, keep, dec):
+        t = theta(a, b, g[0]).reshape(2 * D, 2 * D)
+        usv = _svd.svd(t, eps) if dec is None else _svd.svd_given(t, dec["svd"], eps)
+        u, s, vh = usv
+        kept, dropped = _truncate(s, D, cutoff, keep)
+        kept = kept.astype(a.dtype)
         u, vh = u[:, :D], vh[:D]
-        a2 = jnp.where(right, u, u * keep[None, :])
-        b2 = jnp.where(right, keep[:, None] * vh, vh)
-        return a2.reshape(D, 2, D), b2.reshape(D, 2, D), dropped.astype(real)
+        a2 = jnp.where(right, u, u * kept[None, :])
+        b2 = jnp.where(right, kept[:, None] * vh, vh)
+        return a2.reshape(D, 2, D), b2.reshape(D, 2, D), dropped.astype(jnp.real(a).dtype), fill(a.dtype, svd=usv)
 
-    def move_right(a, b, g, right):
-        q, r = _svd.qr(a.reshape(2 * D, D), eps)
-        return q.reshape(D, 2, D), jnp.einsum("ab,bsc->asc", r, b), zero
+    def merge(a, b, g, right, keep, dec):
+        # A left merge is a right merge of the mirrored pair (sites exchanged, the gate's wires too).
+        m = jnp.where(right, g[0], g[0][swap][:, swap])
+        p, q = jnp.where(right, a, _mirror(b)), jnp.where(right, b, _mirror(a))
+        # Only the rows (l, s) with l < D/2 fit the bond index 2l + s; the width says the rest is zero.
+        t = theta(p[:h], q, m).reshape(2 * h, 2, D)[:D]
+        iso = (idx[None, None, :] == 2 * idx[:, None, None] + np.arange(2)[None, :, None]).astype(a.dtype)
+        zero = jnp.zeros((), jnp.real(a).dtype)
+        return jnp.where(right, iso, _mirror(t)), jnp.where(right, t, _mirror(iso)), zero, fill(a.dtype)
 
-    def move_left(a, b, g, right):
-        q, r = _svd.qr(jnp.conj(b.reshape(D, 2 * D).T), eps)
-        return jnp.einsum("asb,cb->asc", a, jnp.conj(r)), jnp.conj(q.T).reshape(D, 2, D), zero
+    def move(a, b, g, right, keep, dec):
+        p, q = jnp.where(right, a, _mirror(b)), jnp.where(right, b, _mirror(a))
+        x = p.reshape(2 * D, D)
+        qr = _svd.qr(x, eps, keep) if dec is None else _svd.qr_given(x, dec["qr"], eps)
+        p2, q2 = qr[0].reshape(D, 2, D), jnp.einsum("ab,bsc->asc", qr[1], q)
+        zero = jnp.zeros((), jnp.real(a).dtype)
+        return jnp.where(right, p2, _mirror(q2)), jnp.where(right, q2, _mirror(p2)), zero, fill(a.dtype, qr=qr)
 
-    def local(ab, g, kind, right):
-        a2, b2, dropped = lax.switch(kind, (gate, move_right, move_left), ab[0], ab[1], g, right)
-        return jnp.stack([a2, b2]), dropped
+    def ops(a, b, g, right, keep, dec):
+        _, fa, fb = g  # the doubled bond index (m, j) -> 2m + j needs m < D/2 (the row's width)
+        a2 = jnp.einsum("jst,ltm->lsmj", fa, a[:, :, :h]).reshape(D, 2, 2 * h)[:, :, :D]
+        b2 = jnp.einsum("jst,mtr->mjsr", fb, b[:h]).reshape(2 * h, 2, D)[:D]
+        return a2, b2, jnp.zeros((), jnp.real(a).dtype), fill(a.dtype)
+
+    def masked(f):
+        def row(ab, g, right, w, dec):
+            a2, b2, dropped, dec = f(ab[0], ab[1], g, right, w[1], dec)
+            # Widths: both sites are zero past every bond's width, in value and in derivative.
+            # MERGE and OPS stay exact (they drop the indices past χ/2 of the bond they double),
+            # and no decomposition sees a change in an index that carries no state.
+            ml, mm, mr = ((idx < x).astype(a2.dtype) for x in w)
+            a2 = a2 * (ml[:, None, None] * mm[None, None, :])
+            b2 = b2 * (mm[:, None, None] * mr[None, None, :])
+            return jnp.stack([a2, b2]), dropped, dec
+
+        return row
+
+    table = {_compile.GATE: gate, _compile.MERGE: merge, _compile.MOVE: move, _compile.OPS: ops}
+    return [masked(table[k]) for k in kinds]
+
+
+def _with(res, ab):
+    out, dropped, dec = res
+    # The barrier stops XLA from forwarding the input out of the switch and re-reading T for
+    # the residual after the switch, which made it copy T twice per row.
+    return out, dropped, dict(dec, ab=lax.optimization_barrier(ab))
+
+
+def run_rows(T, kinds, sites, rights, widths, gates, cutoff: float, eps):
+    """Scans the rows of one table over ``T`` (see :class:`qwt.mps.compile.Rows`); ``gates`` is the
+    first result of :func:`qwt.mps.tables.build_tables`. Returns ``(T, discarded (K,))``."""
+    D = T.shape[1]
+    kinds = np.asarray(kinds)
+    present = sorted(set(kinds.tolist()))  # only the kinds the table uses are compiled
+    branches = _branches(D, cutoff, eps, present)
+    # The forward branches also return their input sites, the residual the backward pass needs.
+    forward = [lambda ab, g, right, w, f=f: _with(f(ab, g, right, w, None), ab) for f in branches]
+
+    def backward(f):
+        def run(ab, g, right, w, dec, cts):
+            return jax.vjp(lambda ab, g: f(ab, g, right, w, dec)[:2], ab, g)[1](cts)
+
+        return run
 
     # The read-modify-write of two sites gets its own VJP: JAX's transpose of dynamic_slice would
     # add a full-size zero tensor per row to the cotangent of T (O(n χ²) per row); here the
-    # backward pass touches only the two sites, in place.
+    # backward pass touches only the two sites, in place. It keeps the two input sites and the
+    # row's decomposition, and differentiates the row again from them (no second SVD or QR).
     @jax.custom_vjp
-    def update(T, g, kind, site, right):
+    def update(T, g, k, site, right, w):
         ab = lax.dynamic_slice(T, _at(site), (2, D, 2, D))
-        out, dropped = local(ab, g, kind, right)
+        out, dropped, _ = lax.switch(k, forward, ab, g, right, w)
         return lax.dynamic_update_slice(T, out, _at(site)), dropped
 
-    def update_fwd(T, g, kind, site, right):
+    def update_fwd(T, g, k, site, right, w):
         ab = lax.dynamic_slice(T, _at(site), (2, D, 2, D))
-        (out, dropped), vjp = jax.vjp(lambda ab, g: local(ab, g, kind, right), ab, g)
-        return (lax.dynamic_update_slice(T, out, _at(site)), dropped), (vjp, site)
+        out, dropped, dec = lax.switch(k, forward, ab, g, right, w)
+        return (lax.dynamic_update_slice(T, out, _at(site)), dropped), (dec.pop("ab"), g, k, site, right, w, dec)
 
     def update_bwd(res, cts):
-        vjp, site = res
+        ab, g, k, site, right, w, dec = res
         t_bar, d_bar = cts
-        ab_bar, g_bar = vjp((lax.dynamic_slice(t_bar, _at(site), (2, D, 2, D)), d_bar))
-        return lax.dynamic_update_slice(t_bar, ab_bar, _at(site)), g_bar, None, None, None
+        out_bar = lax.dynamic_slice(t_bar, _at(site), (2, D, 2, D))
+        ab_bar, g_bar = lax.switch(k, [backward(f) for f in branches], ab, g, right, w, dec, (out_bar, d_bar))
+        return lax.dynamic_update_slice(t_bar, ab_bar, _at(site)), g_bar, None, None, None, None
 
     update.defvjp(update_fwd, update_bwd)
 
     def body(T, row):
-        kind, site, right, g = row
-        return update(T, g, kind, site, right)
+        k, site, right, w, g = row
+        return update(T, g, k, site, right, w)
 
-    return lax.scan(body, T, (jnp.asarray(kinds), jnp.asarray(sites), jnp.asarray(rights), mats))
+    which = np.searchsorted(present, kinds).astype(np.int32)
+    xs = (jnp.asarray(which), jnp.asarray(sites), jnp.asarray(rights), jnp.asarray(widths), gates)
+    return lax.scan(body, T, xs)
 
 
 def _run_block(T, block, ops, cutoff, eps):
-    mats, local = _compile.build_tables(block, ops, T.dtype)
-    discs = []
-    for seg, m in zip(block.segments, mats):
-        T, d = run_rows(T, seg.kinds, seg.sites, seg.rights, m, seg.D, cutoff, eps)
+    gates, local = _tables.build_tables(block, ops, T.dtype)
+    rows, discs = block.rows, []
+    if len(rows.kinds):
+        T, d = run_rows(T, rows.kinds, rows.sites, rows.rights, rows.widths, gates, cutoff, eps)
         discs.append(d)
     if local is not None:
         # A unitary on the physical leg keeps every site's orthonormality: no centre move needed.
@@ -173,7 +257,7 @@ def state(
     guards.check_circuit_angles(circuit, "qwt.mps.state")
     m0, fresh = _start(initial_state, n, chi, dtype)
     low = lower(circuit, dtype)
-    program = _compile.compile_program(low, chi, m0.center, fresh)
+    program = _compile.compile_program(low, chi, m0.center, fresh, cutoff)
     return _run_program(low, program, m0, cutoff, svd_eps)
 
 
@@ -240,14 +324,12 @@ def move_center(m: MPS, center: int, svd_eps: float | None = None) -> MPS:
     center = int(center)
     if center == m.center:
         return m
-    if center > m.center:
-        kinds = [_compile.MOVE_RIGHT] * (center - m.center)
-        sites = list(range(m.center, center))
-    else:
-        kinds = [_compile.MOVE_LEFT] * (m.center - center)
-        sites = list(range(m.center - 1, center - 1, -1))
-    k = len(kinds)
-    mats = jnp.broadcast_to(jnp.eye(4, dtype=m.dtype), (k, 4, 4))
-    T, _ = run_rows(m.tensors, np.asarray(kinds, np.int32), np.asarray(sites, np.int32),
-                    np.zeros(k, bool), mats, m.max_bond, 0.0, svd_eps)  # fmt: skip
+    n, chi = m.n_qubits, m.max_bond
+    sites = list(range(m.center, center)) if center > m.center else list(range(m.center - 1, center - 1, -1))
+    k = len(sites)
+    widths = [(1 if s == 0 else chi, chi, 1 if s == n - 2 else chi) for s in sites]  # chain ends: index 0 only
+    eye, zero = jnp.eye(4, dtype=m.dtype), jnp.zeros((2, 2, 2), m.dtype)
+    gates = tuple(jnp.broadcast_to(x, (k,) + x.shape) for x in (eye, zero, zero))
+    T, _ = run_rows(m.tensors, np.full(k, _compile.MOVE, np.int32), np.asarray(sites, np.int32),
+                    np.full(k, center > m.center), np.asarray(widths, np.int32), gates, 0.0, svd_eps)  # fmt: skip
     return MPS(T, m.discarded, center)

@@ -262,14 +262,18 @@ def from_dense(psi, max_bond: int | None = None, cutoff: float = 0.0, dtype=None
     return MPS(out, discarded, n - 1)
 
 
-def _truncate(s, k: int, cutoff: float):
+def _truncate(s, k: int, cutoff: float, limit=None):
     """Keeps the first ``k`` singular values (and those above ``cutoff * s_0``), rescaled to the old norm.
+
+    ``limit`` (an int, possibly traced) keeps only the first ``limit`` of those ``k``.
 
     Returns:
       ``(kept (k,), discarded relative weight)``.
     """
     total = jnp.sum(s * s)
     kept = s[:k]
+    if limit is not None:
+        kept = jnp.where(jnp.arange(k) < limit, kept, 0)
     if cutoff > 0:
         kept = jnp.where(kept > cutoff * s[0], kept, 0)
     kept_w = jnp.sum(kept * kept)
