@@ -67,6 +67,7 @@ def test_choice_scores_match_a_hand_computed_log_likelihood():
         choice_scores(model, tok, [Example("What is 2 + 2?", "4", "4")])
 
 
+@pytest.mark.slow
 def test_compare_scores_mmlu_files_by_choice(tmp_path, tiny_hf_checkpoint):
     from qwt.cli import main
 

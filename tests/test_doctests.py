@@ -27,11 +27,14 @@ def _modules() -> list[str]:
 
 MODULES = _modules()
 
+#: Modules whose examples run whole studies (tens of seconds): marked ``slow``.
+SLOW = {"qwt.training.study"}
+
 #: Modules whose docstrings hold no runnable example yet.
 NO_EXAMPLES_YET: set[str] = set()
 
 
-@pytest.mark.parametrize("name", MODULES)
+@pytest.mark.parametrize("name", [pytest.param(m, marks=pytest.mark.slow if m in SLOW else ()) for m in MODULES])
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0

@@ -37,7 +37,6 @@ def runs(tmp_path_factory):
         port = s.getsockname()[1]
     env = dict(os.environ, JAX_PLATFORMS="cpu", OPENBLAS_NUM_THREADS="1", COORDINATOR=f"localhost:{port}",
                NUM_PROCESSES="2")
-    env.pop("XLA_FLAGS", None)  # the script forces its own 2 host devices per process
     logs = [open(run.parent / f"process{i}.{kind}", "w+") for i in range(2) for kind in ("out", "err")]
     procs = [subprocess.Popen([sys.executable, str(SCRIPT), str(run)], env=dict(env, PROCESS_ID=str(i)),
                               stdout=logs[2 * i], stderr=logs[2 * i + 1], text=True) for i in range(2)]

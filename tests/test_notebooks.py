@@ -8,13 +8,16 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+#: The simulator tour runs by default; the paper reproductions (minutes each) are ``slow``.
+QUICK = {"01_simulator_tour"}
 
 
 def test_there_are_notebooks():
     assert NOTEBOOKS, "notebooks/ should hold the simulator tour and the paper reproductions"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", [
+    pytest.param(p, id=p.stem, marks=() if p.stem in QUICK else pytest.mark.slow) for p in NOTEBOOKS])
 def test_notebook_runs_in_quick_mode(path, monkeypatch, tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

@@ -26,13 +26,13 @@ SCRIPT = pathlib.Path(__file__).parent / "multidevice" / "sharded_statevector_ch
 @pytest.fixture(scope="module")
 def result():
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    env.pop("XLA_FLAGS", None)
     proc = subprocess.run([sys.executable, str(SCRIPT), "20"], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
     return json.loads(line[len("RESULT "):])
 
 
+@pytest.mark.slow
 def test_20_qubit_state_on_8_shards_equals_unsharded(result):
     assert result["state_spec"] == "P('sv',)" and result["state_shards"] == 8
     assert result["state_err"] < 1e-5 and result["public_err"] < 1e-5
@@ -42,6 +42,7 @@ def test_20_qubit_state_on_8_shards_equals_unsharded(result):
     assert result["gswap_err"] < 1e-5
 
 
+@pytest.mark.slow
 def test_expectations_and_adjoint_gradients_match_unsharded(result):
     assert result["expect_err"] < 1e-5
     assert result["grad_scale"] > 1e-2  # the gradient is not trivially zero
@@ -50,18 +51,21 @@ def test_expectations_and_adjoint_gradients_match_unsharded(result):
     assert result["grad_init_scale"] > 1e-2 and result["grad_init_err"] < 1e-5
 
 
+@pytest.mark.slow
 def test_swap_count_equals_schedule_prediction(result):
     for predicted, compiled, err in result["swaps"]:
         assert predicted == compiled and predicted > 0
         assert err < 1e-5
 
 
+@pytest.mark.slow
 def test_batched_circuits_stay_sharded_along_the_batch(result):
     assert result["batch_spec"] == "P('data',)"
     assert result["batch_collectives"] == 0  # each device simulates its own slice: no gather
     assert result["batch_err"] < 1e-5
 
 
+@pytest.mark.slow
 def test_bad_configurations_rejected(result):
     e = result["errors"]
     assert "not a power of two" in e["not_pow2"]

@@ -14,6 +14,7 @@ from qwt.training.pretrain import MATHS_SMALL, QUICK, pretrain, sha256_file, shi
 from qwt.training.tasks import TraceTask
 
 
+@pytest.mark.slow
 def test_pretrain_is_bit_for_bit_and_atomic(tmp_path):
     a = pretrain(QUICK, tmp_path / "a", progress=False, log=lambda m: None)
     b = pretrain(QUICK, tmp_path / "b", progress=False, log=lambda m: None)
@@ -62,6 +63,7 @@ def test_trace_task_splits_are_disjoint_balanced_and_reserved():
     assert all(e.response.splitlines()[-1].startswith("Result: ") for e in corpus)
 
 
+@pytest.mark.slow
 def test_study_resumes_without_redoing_and_refuses_another_plan(tmp_path, monkeypatch):
     plan = study.quick_plan().replace(lrs=(1e-3, 1e-2))
     out = tmp_path / "s"
@@ -103,6 +105,7 @@ def test_study_killed_mid_unit_continues(tmp_path, monkeypatch):
     assert [r["arm"] for r in result["rows"]] == ["base", "lora", "qtha"]
 
 
+@pytest.mark.slow
 def test_compare_on_files_and_a_transformers_checkpoint(tmp_path, capsys, tiny_hf_checkpoint):
     from qwt.cli import main
 
@@ -119,6 +122,7 @@ def test_compare_on_files_and_a_transformers_checkpoint(tmp_path, capsys, tiny_h
     assert result["rows"][0]["n_test"] == 8 and result["plan"]["task"]["kind"] == "files"
 
 
+@pytest.mark.slow
 def test_every_full_plan_method_trains_through_the_harness(tmp_path):
     from qwt.training.plans import full_plan
     from qwt.training.study import Arm

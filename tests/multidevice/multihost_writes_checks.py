@@ -31,7 +31,8 @@ import warnings
 
 faulthandler.register(signal.SIGUSR1)  # the test sends it to a process stuck at a barrier: its stack
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+# Appended: the caller's flags (the test suite's optimisation level) stay; the last count wins.
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ["QWT_NO_PROGRESS"] = "1"
 
