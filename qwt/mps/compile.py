@@ -256,14 +256,21 @@ class _Compiler:
         w = (self.width[b - 1] if b > 0 else 1, self.width[b], self.width[b + 1] if b + 1 < self.n - 1 else 1)
         rows.append((kind, b, right, w) + gate)
 
+    def _span(self, lo, hi):
+        """``(first, last)``: the QR moves that make every site left of ``lo`` left- and every site
+        right of ``hi`` right-orthonormal start at ``first`` and end at ``last``
+        (``first == lo``, ``last == hi`` when none are needed)."""
+        left = [s for s in range(lo) if self.status[s] not in (_L, _B)]
+        right = [s for s in range(hi + 1, self.n) if self.status[s] not in (_R, _B)]
+        return (left[0] if left else lo), (right[-1] if right else hi)
+
     def _canonicalize(self, rows, lo, hi):
         """QR moves so that every site left of ``lo`` is left- and every site right of ``hi`` right-orthonormal."""
-        bad = [s for s in range(lo) if self.status[s] not in (_L, _B)]
-        for s in range(bad[0] if bad else lo, lo):
+        first, last = self._span(lo, hi)
+        for s in range(first, lo):
             self._row(rows, MOVE, s, True)
             self._mark(s, True)
-        bad = [s for s in range(hi + 1, self.n) if self.status[s] not in (_R, _B)]
-        for s in range(bad[-1] if bad else hi, hi, -1):
+        for s in range(last, hi, -1):
             self._row(rows, MOVE, s - 1, False)
             self._mark(s - 1, False)
         self.center = lo if self.status[lo] == _X or lo == hi else hi
@@ -272,9 +279,8 @@ class _Compiler:
         """The centre reached with fewest moves (ties: nearest the current one)."""
 
         def cost(c):
-            left = [s for s in range(c) if self.status[s] not in (_L, _B)]
-            right = [s for s in range(c + 1, self.n) if self.status[s] not in (_R, _B)]
-            return (c - left[0] if left else 0) + (right[-1] - c if right else 0), abs(c - self.center)
+            first, last = self._span(c, c)
+            return (c - first) + (last - c), abs(c - self.center)
 
         return min(range(self.n), key=cost)
 
