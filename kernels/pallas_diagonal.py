@@ -36,6 +36,7 @@ from jax import lax
 from jax.experimental import pallas as pl
 
 from qwt.kernels import blocks as _blocks
+from qwt.kernels import manual_axes as _ma
 from qwt.kernels import xla_ops as _xla
 
 __all__ = ["apply_diagonal_gates", "apply_diagonal_gates_reference", "apply_phase_pallas", "MAX_DIAGONAL_WIRES"]
@@ -116,13 +117,13 @@ def _bwd_kernel(xr, xi, gr, gi, tab_ref, dxr, dxi, dtab, *, gate_wires, n):
             dtab[0, 0, g, j] = jnp.asarray(val, dtab.dtype)
 
 
-def _calls(n, gate_wires, batch, dtype, n_tab, width, interpret):
+def _calls(n, gate_wires, batch, dtype, n_tab, width, interpret, vary):
     rows, cols = _blocks.diagonal_tiles(n, backend=_blocks.backend_of(interpret))
     total_rows = 2**n // cols
     grid = (batch, total_rows // rows)
     spec = pl.BlockSpec((1, rows, cols), lambda b, r: (b, r, 0))
     tab_spec = pl.BlockSpec((n_tab, width), lambda b, r: (0, 0))
-    sds = jax.ShapeDtypeStruct((batch, total_rows, cols), dtype)
+    sds = _ma.out_struct((batch, total_rows, cols), dtype, vary)
     kw = dict(gate_wires=gate_wires, n=n)
     fwd = pl.pallas_call(
         functools.partial(_fwd_kernel, **kw), grid=grid, in_specs=[spec, spec, tab_spec],
@@ -133,7 +134,7 @@ def _calls(n, gate_wires, batch, dtype, n_tab, width, interpret):
     bwd = pl.pallas_call(
         functools.partial(_bwd_kernel, **kw), grid=grid, in_specs=[spec] * 4 + [tab_spec],
         out_specs=[spec, spec, part],
-        out_shape=[sds, sds, jax.ShapeDtypeStruct(grid + (n_tab, width), dtype)],
+        out_shape=[sds, sds, _ma.out_struct(grid + (n_tab, width), dtype, vary)],
         interpret=interpret,
         compiler_params=_blocks.triton_params("diagonal"), name="qwt_diagonal_bwd",
     )  # fmt: skip
@@ -142,7 +143,8 @@ def _calls(n, gate_wires, batch, dtype, n_tab, width, interpret):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
 def _planes_op(n, gate_wires, interpret, xr, xi, tables):
-    view, fwd, _ = _calls(n, gate_wires, xr.shape[0], xr.dtype, *tables.shape, interpret)
+    (xr, xi, tables), vary = _ma.unify(xr, xi, tables)  # under shard_map: outputs vary as inputs do
+    view, fwd, _ = _calls(n, gate_wires, xr.shape[0], xr.dtype, *tables.shape, interpret, vary)
     or_, oi = fwd(xr.reshape(view), xi.reshape(view), tables)
     return or_.reshape(xr.shape), oi.reshape(xi.shape)
 
@@ -152,10 +154,12 @@ def _planes_fwd(n, gate_wires, interpret, xr, xi, tables):
 
 
 def _planes_bwd(n, gate_wires, interpret, res, g):
-    xr, xi, tables = res
-    view, _, bwd = _calls(n, gate_wires, xr.shape[0], xr.dtype, *tables.shape, interpret)
-    dxr, dxi, dtab = bwd(xr.reshape(view), xi.reshape(view), g[0].reshape(view), g[1].reshape(view), tables)
-    return dxr.reshape(xr.shape), dxi.reshape(xi.shape), jnp.sum(dtab, axis=(0, 1))
+    (xr, xi, gr, gi, tables), vary = _ma.unify(*res[:2], *g, res[2])
+    view, _, bwd = _calls(n, gate_wires, xr.shape[0], xr.dtype, *tables.shape, interpret, vary)
+    dxr, dxi, dtab = bwd(xr.reshape(view), xi.reshape(view), gr.reshape(view), gi.reshape(view), tables)
+    cts = dxr.reshape(xr.shape), dxi.reshape(xi.shape), jnp.sum(dtab, axis=(0, 1))
+    # Under shard_map replicated tables' summed cotangent is one shard's part: psum it.
+    return tuple(_ma.to_primal_type(ct, x) for ct, x in zip(cts, res))
 
 
 _planes_op.defvjp(_planes_fwd, _planes_bwd)
@@ -204,13 +208,13 @@ def _phase_fwd_kernel(xr, xi, ph, or_, oi):
     oi[...] = xr[...] * s + xi[...] * c
 
 
-def _phase_call(shape, dtype, interpret):
+def _phase_call(shape, dtype, interpret, vary):
     n = int(round(math.log2(shape[-1])))
     rows, cols = _blocks.diagonal_tiles(n, backend=_blocks.backend_of(interpret))
     batch = shape[0]
     view = (batch, 2**n // cols, cols)
     spec = pl.BlockSpec((1, rows, cols), lambda b, r: (b, r, 0))
-    sds = jax.ShapeDtypeStruct(view, dtype)
+    sds = _ma.out_struct(view, dtype, vary)
     call = pl.pallas_call(
         _phase_fwd_kernel, grid=(batch, view[1] // rows), in_specs=[spec] * 3, out_specs=[spec, spec],
         out_shape=[sds, sds], interpret=interpret,
@@ -221,20 +225,24 @@ def _phase_call(shape, dtype, interpret):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _phase_planes(interpret, xr, xi, ph):
-    view, call = _phase_call(xr.shape, xr.dtype, interpret)
+    (xr, xi, ph), vary = _ma.unify(xr, xi, ph)  # under shard_map: outputs vary as inputs do
+    view, call = _phase_call(xr.shape, xr.dtype, interpret, vary)
     or_, oi = call(xr.reshape(view), xi.reshape(view), ph.reshape(view))
     return or_.reshape(xr.shape), oi.reshape(xi.shape)
 
 
 def _phase_planes_fwd(interpret, xr, xi, ph):
     out = _phase_planes(interpret, xr, xi, ph)
-    return out, (out, ph)
+    # Empty slices keep only the states' types (manual mesh axes) for the backward pass.
+    return out, (out, ph, xr[..., :0], xi[..., :0])
 
 
 def _phase_planes_bwd(interpret, res, g):
-    (o_r, o_i), ph = res
+    (o_r, o_i), ph, xr_type, xi_type = res
     dxr, dxi = _phase_planes(interpret, g[0], g[1], -ph)  # conj(exp(i phi)) * lambda, same kernel
-    return dxr, dxi, g[1] * o_r - g[0] * o_i
+    cts = dxr, dxi, g[1] * o_r - g[0] * o_i
+    # Under shard_map an input replicated beside varying ones gets one shard's part: psum it.
+    return tuple(_ma.to_primal_type(ct, x) for ct, x in zip(cts, (xr_type, xi_type, ph)))
 
 
 _phase_planes.defvjp(_phase_planes_fwd, _phase_planes_bwd)

@@ -35,6 +35,7 @@ from jax import lax
 from jax.experimental import pallas as pl
 
 from qwt.kernels import blocks as _blocks
+from qwt.kernels import manual_axes as _ma
 from qwt.kernels import xla_ops as _xla
 
 __all__ = ["apply_gates", "apply_gates_reference", "apply_matrix_pallas", "apply_gates_planes", "MAX_RUN_WIRES", "MAX_GATE_WIRES"]
@@ -210,12 +211,12 @@ def _layout(n, run, batch, backend):
     return tuple(view), tuple(block), grid, index_map
 
 
-def _calls(n, run, gate_wires, batch, dtype, interpret):
+def _calls(n, run, gate_wires, batch, dtype, interpret, vary):
     view, block, grid, index_map = _layout(n, run, batch, _blocks.backend_of(interpret))
     spec = pl.BlockSpec(block, index_map)
     full = lambda k: pl.BlockSpec((2**k, 2**k), lambda i: (0, 0))
     mat_specs = [full(len(w)) for w in gate_wires for _ in range(2)]
-    sds = jax.ShapeDtypeStruct(view, dtype)
+    sds = _ma.out_struct(view, dtype, vary)
     fwd = pl.pallas_call(
         functools.partial(_fwd_kernel, run=run, gate_wires=gate_wires),
         grid=(grid,),
@@ -227,7 +228,7 @@ def _calls(n, run, gate_wires, batch, dtype, interpret):
         name="qwt_gates_fwd",
     )
     part = lambda k: pl.BlockSpec((1, 2**k, 2**k), lambda i: (i, 0, 0))
-    part_sds = lambda k: jax.ShapeDtypeStruct((grid, 2**k, 2**k), dtype)
+    part_sds = lambda k: _ma.out_struct((grid, 2**k, 2**k), dtype, vary)
     bwd = pl.pallas_call(
         functools.partial(_bwd_kernel, run=run, gate_wires=gate_wires),
         grid=(grid,),
@@ -243,7 +244,8 @@ def _calls(n, run, gate_wires, batch, dtype, interpret):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
 def _planes_op(n, run, gate_wires, interpret, xr, xi, *mats):
-    view, fwd, _ = _calls(n, run, gate_wires, xr.shape[0], xr.dtype, interpret)
+    (xr, xi, *mats), vary = _ma.unify(xr, xi, *mats)  # under shard_map: outputs vary as inputs do
+    view, fwd, _ = _calls(n, run, gate_wires, xr.shape[0], xr.dtype, interpret, vary)
     or_, oi = fwd(xr.reshape(view), xi.reshape(view), *mats)
     return or_.reshape(xr.shape), oi.reshape(xi.shape)
 
@@ -253,11 +255,13 @@ def _planes_fwd(n, run, gate_wires, interpret, xr, xi, *mats):
 
 
 def _planes_bwd(n, run, gate_wires, interpret, res, g):
-    xr, xi, mats = res
-    view, _, bwd = _calls(n, run, gate_wires, xr.shape[0], xr.dtype, interpret)
-    outs = bwd(xr.reshape(view), xi.reshape(view), g[0].reshape(view), g[1].reshape(view), *mats)
-    gxr, gxi = outs[0].reshape(xr.shape), outs[1].reshape(xi.shape)
-    return (gxr, gxi) + tuple(jnp.sum(p, axis=0) for p in outs[2:])
+    primals = res[:2] + res[2]
+    (xr, xi, gr, gi, *mats), vary = _ma.unify(*primals[:2], *g, *primals[2:])
+    view, _, bwd = _calls(n, run, gate_wires, xr.shape[0], xr.dtype, interpret, vary)
+    outs = bwd(xr.reshape(view), xi.reshape(view), gr.reshape(view), gi.reshape(view), *mats)
+    cts = (outs[0].reshape(xr.shape), outs[1].reshape(xi.shape)) + tuple(jnp.sum(p, axis=0) for p in outs[2:])
+    # Under shard_map a replicated gate's summed cotangent is one shard's part: psum it.
+    return tuple(_ma.to_primal_type(ct, x) for ct, x in zip(cts, primals))
 
 
 _planes_op.defvjp(_planes_fwd, _planes_bwd)

@@ -47,6 +47,7 @@ from jax import lax
 from jax.experimental import pallas as pl
 
 from qwt.kernels import blocks as _blocks
+from qwt.kernels import manual_axes as _ma
 from qwt.kernels import xla_layered as _xla_layered
 from qwt.kernels.layered_program import LayeredProgram
 from qwt.kernels.layered_reference import (PRECISIONS, check_layered_inputs, check_precision,
@@ -87,16 +88,17 @@ def _call_fwd(program, tiles, interpret, precision, enc, planes):
     span, enc_spec, full = _specs(program, tiles)
     T = _pow2(U.shape[1]) if tiles.term_multiple > 1 else U.shape[1]
     kernel = functools.partial(fwd_kernel, program=program, tb=tiles.tile_b, tp=tiles.tiles_per_program, precision=precision)
+    args, vary = _ma.unify(enc, *planes)  # under shard_map: the output varies as its inputs do
     return pl.pallas_call(
         kernel,
         grid=(tiles.n_programs,),
         in_specs=[enc_spec] + [full(x.shape) for x in planes],
         out_specs=pl.BlockSpec((span, T), lambda p: (p, 0)),
-        out_shape=jax.ShapeDtypeStruct((enc.shape[2], T), enc.dtype),
+        out_shape=_ma.out_struct((enc.shape[2], T), enc.dtype, vary),
         interpret=interpret,
         compiler_params=_blocks.triton_params("layered"),
         name="qwt_layered_fwd",
-    )(enc, *planes)
+    )(*args)
 
 
 def _call_bwd(program, tiles, interpret, precision, enc, planes, gout):
@@ -105,20 +107,22 @@ def _call_bwd(program, tiles, interpret, precision, enc, planes, gout):
     T = gout.shape[1]
     P = tiles.n_programs
     part = lambda x: pl.BlockSpec((1,) + x.shape, lambda p: (p,) + (0,) * x.ndim)
-    part_shape = lambda x: jax.ShapeDtypeStruct((P,) + x.shape, x.dtype)
+    args, vary = _ma.unify(enc, *planes, gout)
+    part_shape = lambda x: _ma.out_struct((P,) + x.shape, x.dtype, vary)
     kernel = functools.partial(bwd_kernel, program=program, tb=tiles.tile_b, tp=tiles.tiles_per_program, precision=precision)
     outs = pl.pallas_call(
         kernel,
         grid=(P,),
         in_specs=[enc_spec] + [full(x.shape) for x in planes] + [pl.BlockSpec((span, T), lambda p: (p, 0))],
         out_specs=[enc_spec] + [part(x) for x in (Lr, Li, Rr, Ri, Dr, Di)],
-        out_shape=[jax.ShapeDtypeStruct(enc.shape, enc.dtype)] + [part_shape(x) for x in (Lr, Li, Rr, Ri, Dr, Di)],
+        out_shape=[_ma.out_struct(enc.shape, enc.dtype, vary)] + [part_shape(x) for x in (Lr, Li, Rr, Ri, Dr, Di)],
         interpret=interpret,
         compiler_params=_blocks.triton_params("layered"),
         name="qwt_layered_bwd",
-    )(enc, *planes, gout)
+    )(*args)
     genc, parts = outs[0], outs[1:]
-    return (genc,) + tuple(jnp.sum(x, axis=0) for x in parts)
+    # Under shard_map each shard's sums are partial: psum where the operand itself is replicated.
+    return (_ma.to_primal_type(genc, enc),) + tuple(_ma.to_primal_type(jnp.sum(x, axis=0), v) for x, v in zip(parts, planes))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))

@@ -48,6 +48,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from qwt.kernels import blocks as _blocks
+from qwt.kernels import manual_axes as _ma
 from qwt.kernels import xla_layered_steps as _st
 from qwt.kernels.layered_program import LayeredProgram, segment_operands, split_qubits
 
@@ -202,34 +203,6 @@ def _terms_fwd(program, rows, precision, keep, hi, lo, *planes):
     return out.reshape(-1, out.shape[-1])[: hi.shape[0]], (hi, lo, planes, finals)
 
 
-def _varying_axes(*arrays) -> frozenset:
-    """The manual (``shard_map``) mesh axes any of ``arrays`` varies over; empty outside one."""
-    axes = set()
-    for a in arrays:
-        t = jax.typeof(a)
-        manual = getattr(t, "manual_axis_type", None)  # jax >= 0.9; ``vma`` before
-        axes |= set(manual.varying if manual is not None else getattr(t, "vma", ()))
-    return frozenset(axes)
-
-
-def _to_varying(x, axes):
-    """``x`` retyped as varying over the manual mesh ``axes`` it does not vary over yet."""
-    axes = tuple(sorted(axes - _varying_axes(x)))
-    if not axes:
-        return x
-    return lax.pcast(x, axes, to="varying") if hasattr(lax, "pcast") else lax.pvary(x, axes)
-
-
-def _to_primal_type(ct, primal):
-    """A cotangent summed over the manual mesh axes where it varies but its primal does not.
-
-    Under ``shard_map`` each batch shard's gradient of replicated parameters is a partial sum: a
-    ``custom_vjp`` must return the total, typed like the parameter.
-    """
-    axes = tuple(sorted(_varying_axes(ct) - _varying_axes(primal)))
-    return lax.psum(ct, axes) if axes else ct
-
-
 def _terms_bwd(program, rows, precision, keep, res, gout):
     hi, lo, planes, finals = res
     p = dict(zip(_PLANES, planes))
@@ -246,13 +219,13 @@ def _terms_bwd(program, rows, precision, keep, res, gout):
         g_lo = jnp.einsum("hbl,bh->bl", lam0, h, precision=_HI)
         return tuple(a + b for a, b in zip(acc, grads)), (g_hi, g_lo)
 
-    batch_axes = _varying_axes(hi, lo, gout)  # a scan carry keeps one type: vary from the start
-    zeros = tuple(_to_varying(jnp.zeros_like(v), batch_axes) for v in planes[:6])
+    batch_axes = _ma.varying_axes(hi, lo, gout)  # a scan carry keeps one type: vary from the start
+    zeros = tuple(_ma.to_varying(jnp.zeros_like(v), batch_axes) for v in planes[:6])
     grads, (g_hi, g_lo) = lax.scan(chunk, zeros, _chunked(rows, hi, lo, gout) + (finals,))
     B = hi.shape[0]
     g_hi, g_lo = g_hi.reshape(-1, g_hi.shape[-1])[:B], g_lo.reshape(-1, g_lo.shape[-1])[:B]
     # Read-out basis changes and ±1 tables are constants of the program: zero cotangent.
-    grads = tuple(_to_primal_type(d, v) for d, v in zip(grads, planes))
+    grads = tuple(_ma.to_primal_type(d, v) for d, v in zip(grads, planes))
     return (g_hi, g_lo) + grads + tuple(jnp.zeros_like(v) for v in planes[6:])
 
 
