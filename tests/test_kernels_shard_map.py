@@ -71,20 +71,33 @@ def _unitary(k, seed):
     return jnp.asarray(q, jnp.complex64)
 
 
-CASES = {
-    "layered": lambda: (lambda o, x, prog: pallas_layered.layered_terms_pallas(prog, o, x), *_layered_case()),
-    "gates": lambda: (lambda mats, s, _: apply_gates(s, [(mats[0], (1, 3)), (mats[1], (4,))], impl="pallas"),
-                      None, (_unitary(2, 3), _unitary(1, 5)), _states()),
-    "diagonal": lambda: (lambda tabs, s, _: apply_diagonal_gates(s, [(tabs[0], (0, 2)), (tabs[1], (5,))], impl="pallas"),
-                         None, (jnp.arange(4.0) * 0.3, jnp.array([0.1, -0.4])), _states()),
-    "phase": lambda: (lambda ph, s, _: apply_phase_pallas(s, ph), None, jnp.linspace(0.0, 2.0, 64), _states()),
-}
+def _layered():
+    prog, ops, x = _layered_case()
+    return (lambda o, b: pallas_layered.layered_terms_pallas(prog, o, b)), ops, x
+
+
+def _gates():
+    fn = lambda mats, s: apply_gates(s, [(mats[0], (1, 3)), (mats[1], (4,))], impl="pallas")  # noqa: E731
+    return fn, (_unitary(2, 3), _unitary(1, 5)), _states()
+
+
+def _diagonal():
+    fn = lambda tabs, s: apply_diagonal_gates(s, [(tabs[0], (0, 2)), (tabs[1], (5,))], impl="pallas")  # noqa: E731
+    return fn, (jnp.arange(4.0) * 0.3, jnp.array([0.1, -0.4])), _states()
+
+
+def _phase():
+    return (lambda ph, s: apply_phase_pallas(s, ph)), jnp.linspace(0.0, 2.0, 64), _states()
+
+
+#: Each case: ``(fn(params, batch), replicated params, batch)`` for one Pallas entry.
+CASES = {"layered": _layered, "gates": _gates, "diagonal": _diagonal, "phase": _phase}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_pallas_compiled_path_types_under_shard_map(name, triton_path):
-    fn, prog, params, batch = CASES[name]()
-    vg, params, batch = _sharded_value_and_grad(lambda p, b: fn(p, b, prog), params, batch)
+    fn, params, batch = CASES[name]()
+    vg, params, batch = _sharded_value_and_grad(fn, params, batch)
     traced = vg.trace(params, batch)  # raised before: out_shape untyped, cotangents of the wrong type
     value, *grads = traced.jaxpr.out_avals
     assert value.shape == () and [g.shape for g in grads] == [a.shape for a in jax.tree.leaves((params, batch))]
